@@ -1,0 +1,160 @@
+import type { Policy } from './policy.js'
+
+/**
+ * The generic cell rate algorithm (GCRA) over integer time.
+ *
+ * A bucket's state is its theoretical arrival time (TAT): the instant at which the bucket would be full
+ * again. It is kept as whole milliseconds `tat` plus `frac` sub-units, where one millisecond is `tokens`
+ * sub-units and one token is `per` sub-units (see Policy). With k = tokens and T = per:
+ *
+ *   debt   = max(0, (tat − now)·k + frac)         sub-units still owed; 0 means full
+ *   limit  = capacity·T                           the most debt a bucket may hold
+ *   a request of cost c fits   ⇔  debt + c·T ≤ limit
+ *   after it, tat·k + frac = now·k + debt + c·T   (split back into whole ms and a remainder < k)
+ *   remaining   = ⌊(limit − debt′)/T⌋             whole tokens left
+ *   resetAfter  = ⌈debt′/k⌉ ms                    until full again (the key's expiry)
+ *   retryAfter  = ⌈(debt + c·T − limit)/k⌉ ms     until the refused request would fit
+ *
+ * Every figure is an integer below 2^53, so the admitted total over any horizon is exactly
+ * capacity + rate × elapsed, rounded down: nothing drifts at 0.3/s or 1/h.
+ *
+ * A bucket with rate 0 never refills: its clock is frozen at 0 and k = T = 1, so `tat` counts tokens spent.
+ * The leaky bucket is the same meter seen from the other side (level = debt): in `reject` mode it admits
+ * exactly what the token bucket admits; in `delay` mode an admitted request also waits ⌈debt/k⌉ ms, the time
+ * for the requests ahead of it to drain, which spaces requests at the rate (nginx `limit_req` without `nodelay`).
+ */
+export interface BucketState {
+  /** Whole ms of the theoretical arrival time (rate 0: tokens spent). */
+  tat: number
+  /** Sub-units past `tat`, 0 ≤ frac < tokens. */
+  frac: number
+  /** The policy this state was written under: capacity, tokens, per. A state read under another policy is converted. */
+  capacity: number
+  tokens: number
+  per: number
+}
+
+/** One bucket's figures for one decision. */
+export interface BucketResult {
+  /** This bucket had room for the cost (for cost 0: for one token). */
+  allowed: boolean
+  /** Whole tokens left after this decision. */
+  remaining: number
+  /** ms until the bucket is full again; Infinity when it never refills. */
+  resetAfterMs: number
+  /** ms until a refused cost would fit; 0 when allowed; Infinity when it never can. */
+  retryAfterMs: number
+  /** leaky-bucket delay mode: ms the request should be held before it passes; otherwise 0. */
+  delayMs: number
+}
+
+/** The outcome of looking at one bucket, before the chain decides whether to charge it. */
+export interface Assessment {
+  readonly policy: Policy
+  readonly cost: number
+  readonly fits: boolean
+  /** Sub-units owed before this request (after conversion to the current policy). */
+  readonly debt: number
+  /** The time origin of this policy: `now`, or 0 for a frozen (rate 0) bucket. */
+  readonly origin: number
+  /** A stored state had to be converted to the current policy: it must be written even if nothing is charged. */
+  readonly converted: boolean
+}
+
+function scale(policy: Policy): { k: number; T: number } {
+  return policy.tokens === 0 ? { k: 1, T: 1 } : { k: policy.tokens, T: policy.per }
+}
+
+/** Sub-units a state owes at `now`, under the policy it was written with. */
+function debtUnderOwnPolicy(state: BucketState, now: number): number {
+  const frozen = state.tokens === 0
+  const k = frozen ? 1 : state.tokens
+  const origin = frozen ? 0 : now
+  return Math.max(0, (state.tat - origin) * k + state.frac)
+}
+
+function sameScale(state: BucketState, policy: Policy): boolean {
+  return state.capacity === policy.capacity && state.tokens === policy.tokens && state.per === policy.per
+}
+
+/**
+ * A state written under another policy keeps its history: the tokens it had stay, clamped to the new
+ * capacity (no free refill), and are re-expressed as debt under the new policy, rounded up (never a gift).
+ */
+export function convertDebt(state: BucketState, policy: Policy, now: number): number {
+  const oldT = state.tokens === 0 ? 1 : state.per
+  const oldDebtTokens = debtUnderOwnPolicy(state, now) / oldT
+  const available = Math.min(Math.max(state.capacity - oldDebtTokens, 0), policy.capacity)
+  const { T } = scale(policy)
+  return Math.max(0, Math.ceil((policy.capacity - available) * T - 1e-9))
+}
+
+export function assess(
+  state: BucketState | undefined,
+  policy: Policy,
+  now: number,
+  cost: number,
+): Assessment {
+  const { k, T } = scale(policy)
+  const origin = policy.tokens === 0 ? 0 : now
+  let debt = 0
+  let converted = false
+  if (state) {
+    if (sameScale(state, policy)) debt = Math.max(0, (state.tat - origin) * k + state.frac)
+    else {
+      debt = convertDebt(state, policy, now)
+      converted = true
+    }
+  }
+  // A peek (cost 0) asks whether one token is there, so capacity 0 refuses even a peek.
+  const probe = cost === 0 ? T : cost * T
+  return { policy, cost, fits: debt + probe <= policy.capacity * T, debt, origin, converted }
+}
+
+/** Figures and the state to write, given whether the chain charges this bucket. */
+export function settle(
+  a: Assessment,
+  charge: boolean,
+): { result: BucketResult; state: BucketState | undefined } {
+  const { policy } = a
+  const { k, T } = scale(policy)
+  const frozen = policy.tokens === 0
+  const limit = policy.capacity * T
+  const debt = charge ? a.debt + a.cost * T : a.debt
+  const remaining = Math.max(0, Math.floor((limit - debt) / T))
+  const resetAfterMs = debt === 0 ? 0 : frozen ? Number.POSITIVE_INFINITY : Math.ceil(debt / k)
+  let retryAfterMs = 0
+  if (!a.fits) {
+    const probe = a.cost === 0 ? T : a.cost * T
+    retryAfterMs =
+      frozen || probe > limit ? Number.POSITIVE_INFINITY : Math.ceil((a.debt + probe - limit) / k)
+  }
+  const delayMs = charge && policy.mode === 'delay' && !frozen ? Math.ceil(a.debt / k) : 0
+  const result: BucketResult = { allowed: a.fits, remaining, resetAfterMs, retryAfterMs, delayMs }
+  if (!charge && !a.converted) return { result, state: undefined }
+  const state: BucketState = {
+    tat: a.origin + Math.floor(debt / k),
+    frac: debt % k,
+    capacity: policy.capacity,
+    tokens: policy.tokens,
+    per: policy.per,
+  }
+  return { result, state }
+}
+
+/** One bucket on its own: charge it when the cost fits. */
+export function decide(
+  state: BucketState | undefined,
+  policy: Policy,
+  now: number,
+  cost: number,
+): { result: BucketResult; state: BucketState | undefined } {
+  const a = assess(state, policy, now, cost)
+  return settle(a, a.fits && cost > 0)
+}
+
+/** ms after which a written state may be dropped: the bucket is full again by then. Infinity for rate 0. */
+export function stateTtlMs(state: BucketState, now: number): number {
+  if (state.tokens === 0) return Number.POSITIVE_INFINITY
+  return Math.max(0, state.tat - now + (state.frac > 0 ? 1 : 0))
+}

@@ -1,0 +1,67 @@
+import type { BucketResult } from './algorithm.js'
+import type { StoreErrorMode } from './events.js'
+import type { Policy } from './policy.js'
+
+/** One level's figures in a decision. */
+export interface LevelDecision extends BucketResult {
+  readonly level: string
+  readonly key: string
+  /** The level's capacity. */
+  readonly limit: number
+  readonly policy: Policy
+}
+
+export interface Decision {
+  readonly allowed: boolean
+  readonly cost: number
+  readonly tier: string | undefined
+  /** The level that refused (the one with the longest wait), or when allowed the one with least left. */
+  readonly binding: string | undefined
+  /** The binding level's remaining whole tokens. */
+  readonly remaining: number
+  /** The binding level's capacity. */
+  readonly limit: number
+  readonly resetAfterMs: number
+  /** ms until the whole chain could admit this cost; 0 when allowed; Infinity when it never can. */
+  readonly retryAfterMs: number
+  /** leaky-bucket delay mode: hold the request this long before passing it on. */
+  readonly delayMs: number
+  /** Every level's figures, in chain order. */
+  readonly levels: readonly LevelDecision[]
+  /** The deciding store's clock (ms). */
+  readonly now: number
+  /** Set when the shared store failed and `onStoreError` decided instead. */
+  readonly degraded?: StoreErrorMode
+}
+
+/** Builds a Decision from per-level figures: the binding level and the chain-wide waits. */
+export function summarize(
+  levels: LevelDecision[],
+  allowed: boolean,
+  meta: { cost: number; tier: string | undefined; now: number; degraded?: StoreErrorMode },
+): Decision {
+  let binding: LevelDecision | undefined
+  let retryAfterMs = 0
+  let delayMs = 0
+  for (const level of levels) {
+    if (level.retryAfterMs > retryAfterMs) retryAfterMs = level.retryAfterMs
+    if (level.delayMs > delayMs) delayMs = level.delayMs
+    if (allowed) {
+      if (!binding || level.remaining < binding.remaining) binding = level
+    } else if (!level.allowed && (!binding || level.retryAfterMs > binding.retryAfterMs)) binding = level
+  }
+  const decision: Decision = {
+    allowed,
+    cost: meta.cost,
+    tier: meta.tier,
+    binding: binding?.level,
+    remaining: binding ? binding.remaining : 0,
+    limit: binding ? binding.limit : 0,
+    resetAfterMs: binding ? binding.resetAfterMs : 0,
+    retryAfterMs,
+    delayMs: allowed ? delayMs : 0,
+    levels,
+    now: meta.now,
+  }
+  return meta.degraded ? { ...decision, degraded: meta.degraded } : decision
+}

@@ -1,0 +1,128 @@
+import type { Decision, LevelDecision } from './decision.js'
+import { ErrorCode, invalid } from './errors.js'
+import { windowSeconds } from './policy.js'
+
+/**
+ * Header forms:
+ * - `ietf`: draft-ietf-httpapi-ratelimit-headers-11 structured fields, one named policy per chain level:
+ *   `RateLimit-Policy: "user";q=10;w=1, "org";q=50;w=1` and `RateLimit: "user";r=9;t=1, "org";r=49;t=1`.
+ * - `draft-8`: the same shape, as express-rate-limit's `draft-8` users know it.
+ * - `draft-7`: `RateLimit-Policy: 10;w=1` and `RateLimit: limit=10, remaining=9, reset=1` (binding level).
+ * - `draft-6`: `RateLimit-Policy` with `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (binding level).
+ * - `legacy`: `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (epoch seconds).
+ * `Retry-After` (delay-seconds, rounded up) is added on every refusal that can ever pass.
+ * Every number is a non-negative integer: remaining rounds down, times round up.
+ */
+export type HeaderFormat = 'ietf' | 'draft-8' | 'draft-7' | 'draft-6' | 'legacy'
+export const HEADER_FORMATS: readonly HeaderFormat[] = ['ietf', 'draft-8', 'draft-7', 'draft-6', 'legacy']
+
+export type HeaderPair = [name: string, value: string]
+
+/** Validates a `headers` option: a format, a list of formats, or false. */
+export function headerFormats(option: unknown, field = 'headers'): HeaderFormat[] {
+  if (option === false) return []
+  if (option === undefined || option === true) return ['ietf']
+  const list = Array.isArray(option) ? option : [option]
+  for (const format of list) {
+    if (!HEADER_FORMATS.includes(format as HeaderFormat)) {
+      throw invalid(
+        ErrorCode.InvalidOption,
+        field,
+        format,
+        `one of ${HEADER_FORMATS.map((f) => `'${f}'`).join(', ')} or false`,
+      )
+    }
+  }
+  return [...new Set(list as HeaderFormat[])]
+}
+
+const seconds = (ms: number): number => (ms <= 0 ? 0 : Math.ceil(ms / 1000))
+
+/** A structured-field String: printable ASCII with `"` and `\` escaped; anything else becomes `?`. */
+function sfString(text: string): string {
+  return `"${text.replace(/[^\x20-\x7e]/g, '?').replace(/["\\]/g, (c) => `\\${c}`)}"`
+}
+
+/** ms until one token is back at a level that has none left (its effective window when r = 0). */
+function emptyWindowMs(level: LevelDecision): number {
+  const { policy } = level
+  if (policy.tokens === 0) return Number.POSITIVE_INFINITY
+  const untilOne = level.resetAfterMs - ((policy.capacity - 1) * policy.per) / policy.tokens
+  return Math.max(level.retryAfterMs, untilOne, 0)
+}
+
+/** `t` of the RateLimit field: for an exhausted level the seconds until it serves again, else until it is full. */
+function effectiveWindowSeconds(level: LevelDecision): number | undefined {
+  const ms = level.remaining === 0 ? emptyWindowMs(level) : level.resetAfterMs
+  return Number.isFinite(ms) ? seconds(ms) : undefined
+}
+
+function policyItem(level: LevelDecision): string {
+  const w = windowSeconds(level.policy)
+  return `${sfString(level.level)};q=${level.limit}${w === undefined ? '' : `;w=${w}`}`
+}
+
+function stateItem(level: LevelDecision): string {
+  const t = effectiveWindowSeconds(level)
+  return `${sfString(level.level)};r=${level.remaining}${t === undefined ? '' : `;t=${t}`}`
+}
+
+function bindingLevel(decision: Decision): LevelDecision | undefined {
+  return decision.levels.find((l) => l.level === decision.binding) ?? decision.levels[0]
+}
+
+/** The headers for a decision, in the order given. */
+export function rateLimitHeaders(
+  decision: Decision,
+  formats: readonly HeaderFormat[] = ['ietf'],
+): HeaderPair[] {
+  const pairs: HeaderPair[] = []
+  const levels = decision.levels
+  if (levels.length > 0) {
+    const binding = bindingLevel(decision)!
+    const w = windowSeconds(binding.policy)
+    const policyShort = `${binding.limit}${w === undefined ? '' : `;w=${w}`}`
+    const reset = effectiveWindowSeconds(binding)
+    let named = false
+    for (const format of formats) {
+      switch (format) {
+        case 'ietf':
+        case 'draft-8':
+          if (named) break
+          named = true
+          pairs.push(['RateLimit-Policy', levels.map(policyItem).join(', ')])
+          pairs.push(['RateLimit', levels.map(stateItem).join(', ')])
+          break
+        case 'draft-7':
+          pairs.push(['RateLimit-Policy', policyShort])
+          pairs.push([
+            'RateLimit',
+            `limit=${binding.limit}, remaining=${binding.remaining}${reset === undefined ? '' : `, reset=${reset}`}`,
+          ])
+          break
+        case 'draft-6':
+          pairs.push(['RateLimit-Policy', policyShort])
+          pairs.push(['RateLimit-Limit', String(binding.limit)])
+          pairs.push(['RateLimit-Remaining', String(binding.remaining)])
+          if (reset !== undefined) pairs.push(['RateLimit-Reset', String(reset)])
+          break
+        case 'legacy':
+          pairs.push(['X-RateLimit-Limit', String(binding.limit)])
+          pairs.push(['X-RateLimit-Remaining', String(binding.remaining)])
+          if (Number.isFinite(binding.resetAfterMs)) {
+            pairs.push(['X-RateLimit-Reset', String(Math.ceil((decision.now + binding.resetAfterMs) / 1000))])
+          }
+          break
+      }
+    }
+  }
+  const retryAfter = retryAfterSeconds(decision)
+  if (retryAfter !== undefined) pairs.push(['Retry-After', String(retryAfter)])
+  return pairs
+}
+
+/** Retry-After in whole seconds (at least 1) for a refusal that can pass later; undefined otherwise. */
+export function retryAfterSeconds(decision: Decision): number | undefined {
+  if (decision.allowed || !Number.isFinite(decision.retryAfterMs)) return undefined
+  return Math.max(1, seconds(decision.retryAfterMs))
+}

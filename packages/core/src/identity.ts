@@ -1,0 +1,22 @@
+import ipaddr from 'ipaddr.js'
+import { ErrorCode, invalid } from './errors.js'
+
+/**
+ * The rate-limit key of a client address: IPv4 as is; IPv4-mapped IPv6 (`::ffff:1.2.3.4`) as its IPv4
+ * (else a client doubles its budget by switching forms, CVE-2026-30827); IPv6 by its /`ipv6Subnet` prefix
+ * (default 56: one host owns at least a /64 and rotates addresses inside it at will). `false` keys each
+ * IPv6 address alone. An unparseable address is returned as given, so it still gets a bucket of its own.
+ */
+export function ipKey(ip: string, ipv6Subnet: number | false = 56): string {
+  if (ipv6Subnet !== false && (!Number.isInteger(ipv6Subnet) || ipv6Subnet < 1 || ipv6Subnet > 128)) {
+    throw invalid(ErrorCode.InvalidOption, 'ipv6Subnet', ipv6Subnet, 'a whole number from 1 to 128, or false')
+  }
+  const text = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip
+  if (!ipaddr.isValid(text)) return ip
+  const address = ipaddr.process(text)
+  if (address.kind() === 'ipv4') return address.toString()
+  if (ipv6Subnet === false || ipv6Subnet === 128) return address.toNormalizedString()
+  const bytes = address.toByteArray()
+  for (let bit = ipv6Subnet; bit < 128; bit++) bytes[bit >> 3]! &= ~(0x80 >> (bit & 7))
+  return `${ipaddr.fromByteArray(bytes).toString()}/${ipv6Subnet}`
+}

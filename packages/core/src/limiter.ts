@@ -1,0 +1,648 @@
+import { type Decision, type LevelDecision, summarize } from './decision.js'
+import { describeValue, ErrorCode, invalid, TollgateError } from './errors.js'
+import type { LimiterEvent, LimiterListener, StoreErrorMode } from './events.js'
+import { boundedMapCache, type Clock, InProcessStore, monotonicClock } from './in-process.js'
+import {
+  DEFAULT_POLICY_INPUT,
+  normalizePolicy,
+  type Policy,
+  type PolicyInput,
+  policyToInput,
+} from './policy.js'
+import type { ConsumeOp, ConsumeResult, RegistryChange, RegistryKind, Store } from './store.js'
+
+/** A chain level: a name, or a name with a fixed key used when the subject gives none (e.g. a global level). */
+export type LevelSpec = string | { readonly name: string; readonly key?: string }
+
+/** A tier: a policy per level. Levels it leaves out fall back to `policies`. */
+export type TierLimits = Readonly<Record<string, PolicyInput | Policy>>
+
+/** The chain's keys (`{ user: 'u1', org: 'acme' }`), or one key for the first level. */
+export type Subject = string | Readonly<Record<string, string | undefined>>
+
+export interface LimiterOptions {
+  /** Where bucket state and the registry live. Default: an in-process store (bounded, 100k keys). */
+  store?: Store
+  /** The chain, checked all-or-nothing, in order. Default `['key']`. A level named `global` has the fixed key `global`. */
+  levels?: readonly LevelSpec[]
+  /** One policy for every level (the simple case). */
+  policy?: PolicyInput
+  /** A policy per level, whatever the tier. */
+  policies?: Readonly<Record<string, PolicyInput>>
+  /** Named plans: per level policies that override `policies`. */
+  tiers?: Readonly<Record<string, TierLimits>>
+  /** The tier of subjects with no assignment. Default: the first tier. */
+  defaultTier?: string
+  /** ms clock for the default store and the circuit breaker. */
+  clock?: Clock
+  /** What decides when the store fails: admit (`open`), refuse (`closed`), or in-process buckets (`local`, default). */
+  onStoreError?: StoreErrorMode
+  /** `local` mode divides every limit by this many servers. Default 1. */
+  expectedServers?: number
+  /** Consecutive store failures that open the circuit (default 3), and ms before a probe (default 1000). */
+  breaker?: { failures?: number; cooldownMs?: number }
+  /** Registry entries (assignments, custom buckets) cached in this process. Default 100,000. */
+  registryCacheSize?: number
+  onEvent?: LimiterListener
+}
+
+export interface CheckOptions {
+  /** Whole tokens ≥ 0; 0 peeks without charging. Default 1. */
+  cost?: number
+  /** Forces a tier (per-route plans), overriding assignments. */
+  tier?: string
+}
+
+export interface BucketRef {
+  readonly level: string
+  readonly key: string
+}
+
+export interface BucketInfo {
+  readonly level: string
+  readonly key: string
+  readonly tier: string | undefined
+  /** The policy in force: a custom bucket's, else the tier's or the level's. */
+  readonly policy: PolicyInput
+  /** A per-tenant bucket made with createBucket. */
+  readonly custom: boolean
+  readonly limit: number
+  readonly remaining: number
+  readonly resetAfterMs: number
+}
+
+export interface Limiter {
+  check(subject: Subject, options?: CheckOptions): Promise<Decision>
+  createBucket(ref: BucketRef, policy: PolicyInput): Promise<void>
+  updateBucket(ref: BucketRef, policy: PolicyInput): Promise<void>
+  deleteBucket(ref: BucketRef): Promise<void>
+  getBucket(ref: BucketRef, options?: { tier?: string }): Promise<BucketInfo>
+  /** Assigns a tier to a key at a level (a string key means the first level); `null` removes it. */
+  setTier(ref: BucketRef | string, tier: string | null): Promise<void>
+  getTier(ref: BucketRef | string): Promise<string | undefined>
+  /** Changes a tier's limits at runtime, for the levels given. Buckets keep their history. */
+  updateLimits(tier: string, limits: TierLimits): Promise<void>
+  /** Listens to every event; returns the unsubscribe function. */
+  on(listener: LimiterListener): () => void
+  readonly levels: readonly string[]
+  readonly tierNames: readonly string[]
+  readonly store: Store
+  close(): Promise<void>
+}
+
+interface Level {
+  readonly name: string
+  readonly fixedKey: string | undefined
+}
+
+const storeErrorModes: readonly StoreErrorMode[] = ['open', 'closed', 'local']
+
+function optionError(field: string, value: unknown, expectation: string): TollgateError {
+  return invalid(ErrorCode.InvalidOption, field, value, expectation)
+}
+
+export function validateCost(cost: unknown): number {
+  if (typeof cost !== 'number' || !Number.isInteger(cost) || cost < 0) {
+    throw invalid(ErrorCode.InvalidCost, 'cost', cost, 'a whole number of tokens, 0 or more')
+  }
+  return cost
+}
+
+function validateKey(key: unknown, field: string): string {
+  if (typeof key !== 'string' || key.length === 0)
+    throw invalid(ErrorCode.InvalidKey, field, key, 'a non-empty string')
+  return key
+}
+
+function registryId(level: string, key: string): string {
+  return `${level}\u0000${key}`
+}
+
+function parseLevels(specs: readonly LevelSpec[] | undefined): Level[] {
+  if (specs !== undefined && (!Array.isArray(specs) || specs.length === 0)) {
+    throw optionError('levels', specs, 'a non-empty array of level names')
+  }
+  const levels = (specs ?? ['key']).map((spec, i): Level => {
+    const name = typeof spec === 'string' ? spec : spec?.name
+    if (typeof name !== 'string' || name.length === 0 || name.includes('\u0000')) {
+      throw optionError(`levels[${i}]`, spec, 'a non-empty level name')
+    }
+    const fixedKey = typeof spec === 'string' ? (spec === 'global' ? 'global' : undefined) : spec.key
+    if (fixedKey !== undefined) validateKey(fixedKey, `levels[${i}].key`)
+    return { name, fixedKey }
+  })
+  const names = new Set(levels.map((l) => l.name))
+  if (names.size !== levels.length) throw optionError('levels', specs, 'distinct level names')
+  return levels
+}
+
+/**
+ * Creates a limiter: the one object adapters ask and administrators change.
+ * Decisions are made by the store; the limiter resolves policies, tiers and failures around them.
+ */
+export function createLimiter(options: LimiterOptions = {}): Limiter {
+  if (typeof options !== 'object' || options === null) throw optionError('options', options, 'an object')
+  const clock = options.clock ?? monotonicClock
+  if (typeof clock !== 'function') throw optionError('clock', clock, 'a function returning ms')
+  const levels = parseLevels(options.levels)
+  const levelNames = levels.map((l) => l.name)
+  const levelSet = new Set(levelNames)
+  const checkLevel = (level: unknown, field: string): string => {
+    if (typeof level !== 'string' || !levelSet.has(level)) {
+      throw new TollgateError(
+        ErrorCode.UnknownLevel,
+        `${field} must be one of ${levelNames.map((n) => JSON.stringify(n)).join(', ')}; got ${describeValue(level)}`,
+        { field, value: level },
+      )
+    }
+    return level
+  }
+
+  const mode = options.onStoreError ?? 'local'
+  if (!storeErrorModes.includes(mode)) throw optionError('onStoreError', mode, "'open', 'closed' or 'local'")
+  const expectedServers = options.expectedServers ?? 1
+  if (!Number.isInteger(expectedServers) || expectedServers < 1) {
+    throw optionError('expectedServers', expectedServers, 'a whole number ≥ 1')
+  }
+  const breakerFailures = options.breaker?.failures ?? 3
+  const breakerCooldownMs = options.breaker?.cooldownMs ?? 1000
+  if (!Number.isInteger(breakerFailures) || breakerFailures < 1) {
+    throw optionError('breaker.failures', breakerFailures, 'a whole number ≥ 1')
+  }
+  if (!Number.isFinite(breakerCooldownMs) || breakerCooldownMs < 0) {
+    throw optionError('breaker.cooldownMs', breakerCooldownMs, 'a finite number of ms ≥ 0')
+  }
+  const cacheSize = options.registryCacheSize ?? 100_000
+  if (!Number.isInteger(cacheSize) || cacheSize < 0)
+    throw optionError('registryCacheSize', cacheSize, 'a whole number ≥ 0')
+
+  // Base policies per level (any tier).
+  const basePolicies = new Map<string, Policy>()
+  if (options.policy !== undefined && options.policies !== undefined) {
+    throw optionError('policy', options.policy, 'left out when policies is given (use one or the other)')
+  }
+  if (options.policy !== undefined) {
+    const policy = normalizePolicy(options.policy, 'policy')
+    for (const name of levelNames) basePolicies.set(name, policy)
+  }
+  for (const [level, input] of Object.entries(options.policies ?? {})) {
+    basePolicies.set(checkLevel(level, `policies.${level}`), normalizePolicy(input, `policies.${level}`))
+  }
+
+  // Tiers from the options; the registry may override them at runtime.
+  const configuredTiers = new Map<string, Map<string, Policy>>()
+  for (const [tier, limits] of Object.entries(options.tiers ?? {})) {
+    configuredTiers.set(tier, parseTierLimits(tier, limits))
+  }
+  function parseTierLimits(tier: string, limits: unknown): Map<string, Policy> {
+    if (typeof limits !== 'object' || limits === null || Array.isArray(limits)) {
+      throw invalid(ErrorCode.InvalidPolicy, `tiers.${tier}`, limits, 'an object of level → policy')
+    }
+    const parsed = new Map<string, Policy>()
+    for (const [level, input] of Object.entries(limits)) {
+      parsed.set(
+        checkLevel(level, `tiers.${tier}.${level}`),
+        normalizePolicy(input, `tiers.${tier}.${level}`),
+      )
+    }
+    return parsed
+  }
+  const usesTiers = configuredTiers.size > 0
+  const defaultTier = options.defaultTier ?? configuredTiers.keys().next().value
+  if (options.defaultTier !== undefined && !configuredTiers.has(options.defaultTier)) {
+    throw new TollgateError(
+      ErrorCode.UnknownTier,
+      `defaultTier ${describeValue(options.defaultTier)} is not one of the tiers`,
+      {
+        field: 'defaultTier',
+        value: options.defaultTier,
+      },
+    )
+  }
+  // With no policy anywhere, every level gets the default: capacity 5, 1 token per second.
+  if (!usesTiers && basePolicies.size === 0) {
+    const policy = normalizePolicy(DEFAULT_POLICY_INPUT)
+    for (const name of levelNames) basePolicies.set(name, policy)
+  }
+
+  const store: Store =
+    options.store ??
+    new InProcessStore({ cache: boundedMapCache(100_000, clock), clock, name: 'default-in-process' })
+  if (typeof store !== 'object' || store === null || typeof store.consume !== 'function' || !store.registry) {
+    throw optionError('store', store, 'a Store (memoryStore(), redisStore({ client }), ...)')
+  }
+
+  // ---- events
+  const listeners = new Set<LimiterListener>()
+  if (options.onEvent) listeners.add(options.onEvent)
+  const emit = (event: LimiterEvent): void => {
+    for (const listener of listeners) {
+      try {
+        listener(event)
+      } catch {
+        // A failing listener must not change a decision.
+      }
+    }
+  }
+
+  // ---- registry cache: tiers in full, assignments and custom buckets per key (with negative entries)
+  let tiers = configuredTiers
+  let tiersLoaded: Promise<void> | undefined
+  let tiersReady = false
+  const cached = new Map<string, Policy | string | null>()
+  const cacheKey = (kind: RegistryKind, id: string) => `${kind}\u0001${id}`
+
+  async function loadTiers(): Promise<void> {
+    const overrides = await store.registry.list('tier')
+    const next = new Map([...configuredTiers].map(([tier, limits]) => [tier, new Map(limits)]))
+    for (const [id, json] of overrides) {
+      const [tier, level] = id.split('\u0000') as [string, string]
+      const limits = next.get(tier)
+      if (!limits || !levelSet.has(level)) continue
+      try {
+        limits.set(level, normalizePolicy(JSON.parse(json)))
+      } catch {
+        // An entry this version cannot read keeps the configured limit.
+      }
+    }
+    tiers = next
+    tiersReady = true
+  }
+  function ensureTiers(): Promise<void> | undefined {
+    if (tiersReady) return undefined
+    tiersLoaded ??= loadTiers().catch((error) => {
+      tiersLoaded = undefined
+      throw error
+    })
+    return tiersLoaded
+  }
+  const unsubscribe = store.registry.subscribe((change?: RegistryChange) => {
+    if (!change) cached.clear()
+    else cached.delete(cacheKey(change.kind, change.id))
+    if (!change || change.kind === 'tier') {
+      tiersReady = false
+      tiersLoaded = undefined
+    }
+    emit({ type: 'registry-change', kind: change?.kind, id: change?.id })
+  })
+
+  function parseRegistryValue(kind: RegistryKind, value: string | undefined): Policy | string | null {
+    if (value === undefined) return null
+    try {
+      if (kind === 'bucket') return normalizePolicy(JSON.parse(value))
+      const tier = JSON.parse(value)
+      return typeof tier === 'string' ? tier : null
+    } catch {
+      return null
+    }
+  }
+
+  /** Fills the cache for these registry ids in one store call per kind. */
+  async function fetchRegistry(kind: RegistryKind, ids: string[]): Promise<void> {
+    const values = await store.registry.getMany(kind, ids)
+    if (cached.size + ids.length > cacheSize) cached.clear()
+    ids.forEach((id, i) => {
+      cached.set(cacheKey(kind, id), parseRegistryValue(kind, values[i]))
+    })
+  }
+
+  // ---- resolving a subject into store ops
+  interface Resolved {
+    ops: ConsumeOp[]
+    tier: string | undefined
+  }
+
+  function subjectKeys(subject: Subject): (string | undefined)[] {
+    if (typeof subject === 'string') {
+      validateKey(subject, 'subject')
+      return levels.map((level, i) => (i === 0 ? subject : level.fixedKey))
+    }
+    if (typeof subject !== 'object' || subject === null || Array.isArray(subject)) {
+      throw invalid(ErrorCode.InvalidSubject, 'subject', subject, 'a key string or an object of level keys')
+    }
+    for (const name of Object.keys(subject)) checkLevel(name, 'subject')
+    return levels.map((level) => {
+      const key = subject[level.name]
+      if (key === undefined || key === null) return level.fixedKey
+      return validateKey(key, `subject.${level.name}`)
+    })
+  }
+
+  function checkTier(tier: unknown, field: string): string {
+    if (typeof tier !== 'string' || !tiers.has(tier)) {
+      throw new TollgateError(
+        ErrorCode.UnknownTier,
+        `${field} must be one of ${[...tiers.keys()].map((t) => JSON.stringify(t)).join(', ') || '(no tiers defined)'}; got ${describeValue(tier)}`,
+        { field, value: tier },
+      )
+    }
+    return tier
+  }
+
+  async function resolve(
+    keys: (string | undefined)[],
+    cost: number,
+    forcedTier: string | undefined,
+  ): Promise<Resolved> {
+    // While the store is failing, registry look-ups are skipped: decide with the configured tiers and what is cached.
+    const storeHealthy = openUntil === 0
+    const waitTiers = storeHealthy ? ensureTiers() : undefined
+    if (waitTiers) await waitTiers.catch(recordFailure)
+    if (forcedTier !== undefined) checkTier(forcedTier, 'tier')
+    // Registry look-ups that miss the cache, fetched together.
+    const missing: Record<'assignment' | 'bucket', string[]> = { assignment: [], bucket: [] }
+    for (let i = 0; i < levels.length; i++) {
+      const key = keys[i]
+      if (key === undefined) continue
+      const id = registryId(levels[i]!.name, key)
+      if (usesTiers && forcedTier === undefined && !cached.has(cacheKey('assignment', id)))
+        missing.assignment.push(id)
+      if (!cached.has(cacheKey('bucket', id))) missing.bucket.push(id)
+    }
+    if (storeHealthy && (missing.assignment.length || missing.bucket.length)) {
+      await Promise.all([
+        missing.assignment.length ? fetchRegistry('assignment', missing.assignment) : undefined,
+        missing.bucket.length ? fetchRegistry('bucket', missing.bucket) : undefined,
+      ]).catch(recordFailure)
+    }
+    let tier = forcedTier
+    if (usesTiers && tier === undefined) {
+      for (let i = 0; i < levels.length && tier === undefined; i++) {
+        const key = keys[i]
+        if (key === undefined) continue
+        const assigned = cached.get(cacheKey('assignment', registryId(levels[i]!.name, key)))
+        if (typeof assigned === 'string' && tiers.has(assigned)) tier = assigned
+      }
+      tier ??= defaultTier
+    }
+    const tierPolicies = tier === undefined ? undefined : tiers.get(tier)
+    const ops: ConsumeOp[] = []
+    for (let i = 0; i < levels.length; i++) {
+      const key = keys[i]
+      if (key === undefined) continue
+      const name = levels[i]!.name
+      const custom = cached.get(cacheKey('bucket', registryId(name, key)))
+      const policy =
+        (custom && typeof custom === 'object' ? custom : undefined) ??
+        tierPolicies?.get(name) ??
+        basePolicies.get(name)
+      if (policy) ops.push({ level: name, key, policy, cost })
+    }
+    return { ops, tier }
+  }
+
+  // ---- store failures: circuit breaker and the fallback modes
+  let consecutiveFailures = 0
+  let openUntil = 0
+  let degradedSince: number | undefined
+  let probing = false
+  const localStore = new InProcessStore({
+    cache: boundedMapCache(100_000, clock),
+    clock,
+    name: 'local-fallback',
+  })
+  const localPolicies = new Map<string, Policy>()
+  function localPolicy(policy: Policy): Policy {
+    if (expectedServers === 1) return policy
+    let local = localPolicies.get(policy.id)
+    if (!local) {
+      // Each of n servers gets ⌊capacity/n⌋ and rate/n: together they admit no more than the shared limit.
+      local = normalizePolicy({
+        algorithm: policy.algorithm,
+        mode: policy.mode,
+        capacity: Math.floor(policy.capacity / expectedServers),
+        refill: policy.tokens === 0 ? 0 : { tokens: policy.tokens, per: policy.per * expectedServers },
+      })
+      localPolicies.set(policy.id, local)
+    }
+    return local
+  }
+
+  function fallback(ops: ConsumeOp[]): { result: ConsumeResult; degraded: StoreErrorMode } {
+    const now = Math.floor(clock())
+    if (mode === 'local') {
+      const localOps = ops.map((op) => ({ ...op, policy: localPolicy(op.policy) }))
+      return { result: localStore.consumeNow(localOps), degraded: 'local' }
+    }
+    const retryAfterMs = Math.max(1, openUntil - now, breakerCooldownMs)
+    const results = ops.map((op) =>
+      mode === 'open'
+        ? { allowed: true, remaining: op.policy.capacity, resetAfterMs: 0, retryAfterMs: 0, delayMs: 0 }
+        : { allowed: false, remaining: 0, resetAfterMs: retryAfterMs, retryAfterMs, delayMs: 0 },
+    )
+    return { result: { allowed: mode === 'open', now, results }, degraded: mode }
+  }
+
+  function recordFailure(error: unknown): void {
+    consecutiveFailures++
+    const now = clock()
+    if (degradedSince === undefined) {
+      degradedSince = now
+      emit({ type: 'degraded', mode, error })
+    }
+    if (consecutiveFailures >= breakerFailures) openUntil = now + breakerCooldownMs
+    emit({ type: 'store-error', error, mode })
+  }
+
+  function recordSuccess(): void {
+    consecutiveFailures = 0
+    openUntil = 0
+    if (degradedSince !== undefined) {
+      const downMs = Math.max(0, clock() - degradedSince)
+      degradedSince = undefined
+      emit({ type: 'recovered', downMs })
+    }
+  }
+
+  async function consume(ops: ConsumeOp[]): Promise<{ result: ConsumeResult; degraded?: StoreErrorMode }> {
+    // While the circuit is open only one probe at a time reaches the store; the rest decide at once.
+    let probe = false
+    if (openUntil > 0) {
+      if (clock() < openUntil || probing) return fallback(ops)
+      probe = probing = true
+    }
+    try {
+      const result = await store.consume(ops)
+      recordSuccess()
+      return { result }
+    } catch (error) {
+      if (
+        error instanceof TollgateError &&
+        error.code !== ErrorCode.StoreTimeout &&
+        error.code !== ErrorCode.StoreUnavailable
+      ) {
+        throw error
+      }
+      recordFailure(error)
+      return fallback(ops)
+    } finally {
+      if (probe) probing = false
+    }
+  }
+
+  function toDecision(
+    ops: ConsumeOp[],
+    outcome: { result: ConsumeResult; degraded?: StoreErrorMode },
+    cost: number,
+    tier: string | undefined,
+  ): Decision {
+    const levelsOut: LevelDecision[] = outcome.result.results.map((r, i) => {
+      const op = ops[i]!
+      return { ...r, level: op.level, key: op.key, limit: op.policy.capacity, policy: op.policy }
+    })
+    return summarize(levelsOut, outcome.result.allowed, {
+      cost,
+      tier,
+      now: outcome.result.now,
+      ...(outcome.degraded ? { degraded: outcome.degraded } : {}),
+    })
+  }
+
+  const limiter: Limiter = {
+    levels: levelNames,
+    get tierNames() {
+      return [...tiers.keys()]
+    },
+    store,
+
+    async check(subject, checkOptions) {
+      const cost = validateCost(checkOptions?.cost ?? 1)
+      const keys = subjectKeys(subject)
+      const { ops, tier } = await resolve(keys, cost, checkOptions?.tier)
+      const outcome = ops.length
+        ? await consume(ops)
+        : { result: { allowed: true, now: Math.floor(clock()), results: [] } }
+      const decision = toDecision(ops, outcome, cost, tier)
+      if (listeners.size) emit({ type: 'decision', decision })
+      return decision
+    },
+
+    async createBucket(ref, policy) {
+      const { level, key } = checkRef(ref)
+      const parsed = normalizePolicy(policy, 'policy')
+      const id = registryId(level, key)
+      if (!(await store.registry.put('bucket', id, JSON.stringify(policyToInput(parsed)), 'absent'))) {
+        throw new TollgateError(
+          ErrorCode.BucketExists,
+          `bucket ${describeValue(key)} at level ${describeValue(level)} already exists`,
+          {
+            field: 'key',
+            value: key,
+          },
+        )
+      }
+      cached.set(cacheKey('bucket', id), parsed)
+    },
+
+    async updateBucket(ref, policy) {
+      const { level, key } = checkRef(ref)
+      const parsed = normalizePolicy(policy, 'policy')
+      const id = registryId(level, key)
+      if (!(await store.registry.put('bucket', id, JSON.stringify(policyToInput(parsed)), 'present'))) {
+        throw unknownBucket(level, key)
+      }
+      cached.set(cacheKey('bucket', id), parsed)
+    },
+
+    async deleteBucket(ref) {
+      const { level, key } = checkRef(ref)
+      const id = registryId(level, key)
+      if (!(await store.registry.delete('bucket', id))) throw unknownBucket(level, key)
+      cached.set(cacheKey('bucket', id), null)
+      await store.reset(level, key)
+    },
+
+    async getBucket(ref, getOptions) {
+      const { level, key } = checkRef(ref)
+      const index = levelNames.indexOf(level)
+      const keys: (string | undefined)[] = levels.map(() => undefined)
+      keys[index] = key
+      const { ops, tier } = await resolve(keys, 0, getOptions?.tier)
+      const op = ops[0]
+      if (!op) throw unknownBucket(level, key)
+      const custom = cached.get(cacheKey('bucket', registryId(level, key)))
+      const result = await store.consume([op])
+      const figures = result.results[0]!
+      return {
+        level,
+        key,
+        tier,
+        policy: policyToInput(op.policy),
+        custom: typeof custom === 'object' && custom !== null,
+        limit: op.policy.capacity,
+        remaining: figures.remaining,
+        resetAfterMs: figures.resetAfterMs,
+      }
+    },
+
+    async setTier(ref, tier) {
+      const { level, key } =
+        typeof ref === 'string' ? { level: levelNames[0]!, key: validateKey(ref, 'key') } : checkRef(ref)
+      const waitTiers = ensureTiers()
+      if (waitTiers) await waitTiers
+      const id = registryId(level, key)
+      if (tier === null) {
+        await store.registry.delete('assignment', id)
+        cached.set(cacheKey('assignment', id), null)
+        return
+      }
+      checkTier(tier, 'tier')
+      await store.registry.put('assignment', id, JSON.stringify(tier))
+      cached.set(cacheKey('assignment', id), tier)
+    },
+
+    async getTier(ref) {
+      const { level, key } =
+        typeof ref === 'string' ? { level: levelNames[0]!, key: validateKey(ref, 'key') } : checkRef(ref)
+      const [value] = await store.registry.getMany('assignment', [registryId(level, key)])
+      const tier = parseRegistryValue('assignment', value)
+      return typeof tier === 'string' ? tier : undefined
+    },
+
+    async updateLimits(tier, limits) {
+      const waitTiers = ensureTiers()
+      if (waitTiers) await waitTiers
+      checkTier(tier, 'tier')
+      const parsed = parseTierLimits(tier, limits)
+      if (parsed.size === 0)
+        throw invalid(ErrorCode.InvalidPolicy, `limits`, limits, 'at least one level → policy')
+      // One registry entry per (tier, level): concurrent changes of different levels never overwrite each other.
+      for (const [level, policy] of parsed) {
+        await store.registry.put('tier', registryId(tier, level), JSON.stringify(policyToInput(policy)))
+      }
+      const next = new Map(tiers)
+      next.set(tier, new Map([...(tiers.get(tier) ?? []), ...parsed]))
+      tiers = next
+    },
+
+    on(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+
+    async close() {
+      unsubscribe()
+      listeners.clear()
+    },
+  }
+
+  function checkRef(ref: unknown): BucketRef {
+    if (typeof ref !== 'object' || ref === null)
+      throw invalid(ErrorCode.InvalidKey, 'ref', ref, 'an object { level, key }')
+    const { level, key } = ref as BucketRef
+    return { level: checkLevel(level, 'level'), key: validateKey(key, 'key') }
+  }
+
+  function unknownBucket(level: string, key: string): TollgateError {
+    return new TollgateError(
+      ErrorCode.UnknownBucket,
+      `no bucket ${describeValue(key)} at level ${describeValue(level)}`,
+      {
+        field: 'key',
+        value: key,
+      },
+    )
+  }
+
+  return limiter
+}
