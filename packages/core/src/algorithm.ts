@@ -80,10 +80,14 @@ function sameScale(state: BucketState, policy: Policy): boolean {
 /**
  * A state written under another policy keeps its history: the tokens it had stay, clamped to the new
  * capacity (no free refill), and are re-expressed as debt under the new policy, rounded up (never a gift).
+ * Conversion happens when the bucket is next touched; until then it refills at the rate it was written with.
  */
 export function convertDebt(state: BucketState, policy: Policy, now: number): number {
+  const oldDebt = debtUnderOwnPolicy(state, now)
+  // A full bucket is the same as no bucket (full buckets expire): it is full under the new policy too.
+  if (oldDebt === 0) return 0
   const oldT = state.tokens === 0 ? 1 : state.per
-  const oldDebtTokens = debtUnderOwnPolicy(state, now) / oldT
+  const oldDebtTokens = oldDebt / oldT
   const available = Math.min(Math.max(state.capacity - oldDebtTokens, 0), policy.capacity)
   const { T } = scale(policy)
   return Math.max(0, Math.ceil((policy.capacity - available) * T - 1e-9))

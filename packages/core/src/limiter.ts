@@ -506,7 +506,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     store,
 
     async check(subject, checkOptions) {
-      const cost = validateCost(checkOptions?.cost ?? 1)
+      const cost = checkOptions?.cost === undefined ? 1 : validateCost(checkOptions.cost)
       const keys = subjectKeys(subject)
       const { ops, tier } = await resolve(keys, cost, checkOptions?.tier)
       const outcome = ops.length

@@ -1,0 +1,16 @@
+export { type ManualClock, manualClock } from './clock.js'
+export {
+  type ConformanceOptions,
+  describeStoreConformance,
+  eventually,
+  type StoreFactory,
+  seeded,
+} from './conformance.js'
+export { ModelBucket, type ModelPolicy, type ModelResult } from './model.js'
+export {
+  type RedisCluster,
+  type RedisServer,
+  type RedisServerOptions,
+  startRedis,
+  startRedisCluster,
+} from './redis-server.js'
