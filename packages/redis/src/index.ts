@@ -1,0 +1,2 @@
+export { encodePart, type HashTag } from './keys.js'
+export { type RedisStoreOptions, redisStore } from './store.js'

@@ -1,0 +1,46 @@
+import { createHash } from 'node:crypto'
+
+/**
+ * Key layout (prefix defaults to `tollgate:`):
+ *
+ *   bucket state      <prefix>{<level>:<key>}                  one slot per bucket (default)
+ *                     <prefix>{<tag>}<level>:<key>             with the hashTag option: buckets of one tag share a slot
+ *   registry hashes   <prefix>{registry}:tier | :assignment | :bucket
+ *   pub/sub channel   <prefix>registry
+ *
+ * Levels, keys and tags are escaped so that no user input can open or close a hash tag or fake a separator:
+ * `%`, `{`, `}`, `:` and `#` become %XX, lone UTF-16 surrogates (which UTF-8 would fold into one U+FFFD) become
+ * %uXXXX. A part longer than 128 characters after escaping is replaced by `#` + its SHA-256 (base64url),
+ * so a 10 kB key costs a 44-byte name.
+ */
+const escapable = /[%{}:#]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+const maxPartLength = 128
+
+export function encodePart(part: string): string {
+  const escaped = part.replace(escapable, (c) =>
+    c.length === 1 && c.charCodeAt(0) >= 0xd800
+      ? `%u${c.charCodeAt(0).toString(16).padStart(4, '0')}`
+      : `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  )
+  if (escaped.length <= maxPartLength) return escaped
+  return `#${createHash('sha256').update(escaped).digest('base64url')}`
+}
+
+/** Chooses which buckets share a Redis Cluster slot: buckets whose tags are equal do. */
+export type HashTag = (level: string, key: string) => string
+
+export function bucketKey(prefix: string, level: string, key: string, hashTag: HashTag | undefined): string {
+  const name = `${encodePart(level)}:${encodePart(key)}`
+  if (!hashTag) return `${prefix}{${name}}`
+  // An empty tag `{}` would hash the whole key: '%' is never produced by escaping, so it is a safe stand-in.
+  const tag = encodePart(hashTag(level, key)) || '%'
+  return `${prefix}{${tag}}${name}`
+}
+
+export function registryKey(prefix: string, kind: string): string {
+  return `${prefix}{registry}:${kind}`
+}
+
+export function registryChannel(prefix: string): string {
+  return `${prefix}registry`
+}
