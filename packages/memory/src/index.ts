@@ -74,6 +74,8 @@ export class MemoryStore extends InProcessStore {
     const lru = new LRUCache<string, BucketState>({
       max: maxKeys,
       ttlAutopurge: false,
+      // Expiry reads the store's own clock each time (no cached "now"), so a manual clock expires entries exactly.
+      ttlResolution: 0,
       perf: { now: clock },
       dispose: (_state, id, reason) => {
         if (reason !== 'evict' || !this) return

@@ -1,0 +1,159 @@
+import { describe, expect, it } from 'vitest'
+import {
+  createLimiter,
+  type Decision,
+  ErrorCode,
+  headerFormats,
+  normalizePolicy,
+  QUOTA_EXCEEDED_TYPE,
+  REDUCED_CAPACITY_TYPE,
+  rateLimitHeaders,
+  refusalProblem,
+  summarize,
+  TollgateError,
+} from '../src/index.js'
+
+async function chainDecisions() {
+  let now = 1_800_000_000_000
+  const limiter = createLimiter({
+    clock: () => now,
+    levels: ['user', 'org'],
+    policies: { user: { capacity: 10, refill: 10 }, org: { capacity: 50, refill: 50 } },
+  })
+  const decisions: Decision[] = []
+  for (let i = 0; i < 11; i++) decisions.push(await limiter.check({ user: 'u', org: 'o' }))
+  now += 0
+  return decisions
+}
+
+describe('rateLimitHeaders', () => {
+  it('writes draft-11 structured fields with one named policy per level', async () => {
+    const decisions = await chainDecisions()
+    expect(rateLimitHeaders(decisions[0]!)).toEqual([
+      ['RateLimit-Policy', '"user";q=10;w=1, "org";q=50;w=1'],
+      ['RateLimit', '"user";r=9;t=1, "org";r=49;t=1'],
+    ])
+    const refused = decisions[10]!
+    expect(rateLimitHeaders(refused)).toEqual([
+      ['RateLimit-Policy', '"user";q=10;w=1, "org";q=50;w=1'],
+      ['RateLimit', '"user";r=0;t=1, "org";r=40;t=1'],
+      ['Retry-After', '1'],
+    ])
+  })
+
+  it('writes the older forms from the binding level', async () => {
+    const refused = (await chainDecisions())[10]!
+    const pairs = rateLimitHeaders(refused, ['draft-7', 'draft-6', 'legacy'])
+    expect(pairs).toEqual([
+      ['RateLimit-Policy', '10;w=1'],
+      ['RateLimit', 'limit=10, remaining=0, reset=1'],
+      ['RateLimit-Policy', '10;w=1'],
+      ['RateLimit-Limit', '10'],
+      ['RateLimit-Remaining', '0'],
+      ['RateLimit-Reset', '1'],
+      ['X-RateLimit-Limit', '10'],
+      ['X-RateLimit-Remaining', '0'],
+      ['X-RateLimit-Reset', String(Math.ceil((refused.now + 1000) / 1000))],
+      ['Retry-After', '1'],
+    ])
+  })
+
+  it('never writes Infinity, NaN, negatives or fractions, and no Retry-After for a cost that can never pass', async () => {
+    const limiter = createLimiter({ policy: { capacity: 2, refill: 0 } })
+    await limiter.check('t', { cost: 2 })
+    const never = await limiter.check('t')
+    const pairs = rateLimitHeaders(never, ['ietf', 'draft-7', 'draft-6', 'legacy'])
+    for (const [, value] of pairs) expect(value).not.toMatch(/Infinity|NaN|-\d|\d\.\d/)
+    expect(pairs.find(([name]) => name === 'Retry-After')).toBeUndefined()
+    expect(pairs).toContainEqual(['RateLimit-Policy', '"key";q=2'])
+    expect(pairs).toContainEqual(['RateLimit', '"key";r=0'])
+  })
+
+  it('points Retry-After no earlier than an exhausted level’s t', async () => {
+    let now = 0
+    const limiter = createLimiter({
+      clock: () => now,
+      policy: { capacity: 3, refill: { tokens: 1, per: '7s' } },
+    })
+    await limiter.check('t', { cost: 3 })
+    now = 2500
+    const refused = await limiter.check('t', { cost: 2 })
+    const pairs = Object.fromEntries(rateLimitHeaders(refused))
+    expect(pairs.RateLimit).toBe('"key";r=0;t=12')
+    expect(Number(pairs['Retry-After'])).toBeGreaterThanOrEqual(12)
+  })
+
+  it('escapes level names into valid structured-field strings', () => {
+    const policy = normalizePolicy({ capacity: 1, refill: 1 })
+    const decision = summarize(
+      [
+        {
+          level: 'te"am\\ü',
+          key: 'k',
+          limit: 1,
+          policy,
+          allowed: true,
+          remaining: 1,
+          resetAfterMs: 0,
+          retryAfterMs: 0,
+          delayMs: 0,
+        },
+      ],
+      true,
+      { cost: 0, tier: undefined, now: 0 },
+    )
+    expect(rateLimitHeaders(decision)[0]).toEqual(['RateLimit-Policy', '"te\\"am\\\\?";q=1;w=1'])
+  })
+
+  it('validates the headers option', () => {
+    expect(headerFormats(undefined)).toEqual(['ietf'])
+    expect(headerFormats(false)).toEqual([])
+    expect(headerFormats(['legacy', 'legacy'])).toEqual(['legacy'])
+    expect(() => headerFormats('draft-99')).toThrowError(TollgateError)
+    try {
+      headerFormats(['ietf', 'x'])
+    } catch (error) {
+      expect((error as TollgateError).code).toBe(ErrorCode.InvalidOption)
+    }
+  })
+})
+
+describe('refusalProblem', () => {
+  it('builds an RFC 9457 quota-exceeded body naming the violated levels', async () => {
+    const refused = (await chainDecisions())[10]!
+    expect(refusalProblem(refused, '/api/x')).toEqual({
+      type: QUOTA_EXCEEDED_TYPE,
+      title: 'Quota exceeded',
+      status: 429,
+      detail: 'Too many requests at the user level; retry in 1 s.',
+      instance: '/api/x',
+      'violated-policies': ['user'],
+      binding: 'user',
+      retryAfter: 1,
+    })
+  })
+
+  it('answers 503 reduced capacity when the store is down and the limiter fails closed', async () => {
+    const limiter = createLimiter({
+      onStoreError: 'closed',
+      store: {
+        name: 'down',
+        consume: async () => {
+          throw new Error('connection refused')
+        },
+        reset: async () => false,
+        registry: {
+          getMany: async (_kind, ids) => ids.map(() => undefined),
+          list: async () => [],
+          put: async () => true,
+          delete: async () => true,
+          subscribe: () => () => undefined,
+        },
+      },
+    })
+    const decision = await limiter.check('t')
+    const body = refusalProblem(decision)
+    expect(body).toMatchObject({ type: REDUCED_CAPACITY_TYPE, status: 503 })
+    expect(JSON.stringify(body)).not.toContain('connection refused')
+  })
+})

@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest'
+import { ErrorCode, ipKey } from '../src/index.js'
+
+describe('ipKey', () => {
+  it('keeps IPv4 and maps IPv4-mapped IPv6 onto it', () => {
+    expect(ipKey('1.2.3.4')).toBe('1.2.3.4')
+    expect(ipKey('::ffff:1.2.3.4')).toBe('1.2.3.4')
+    expect(ipKey('::FFFF:102:304')).toBe('1.2.3.4')
+  })
+  it('keys IPv6 by its /56 (or the prefix given)', () => {
+    expect(ipKey('2001:db8:abcd:12ff:1:2:3:4')).toBe('2001:db8:abcd:1200::/56')
+    expect(ipKey('2001:db8:abcd:1234::9')).toBe(ipKey('2001:db8:abcd:12ab::1'))
+    expect(ipKey('2001:db8:abcd:1334::9')).not.toBe(ipKey('2001:db8:abcd:1234::9'))
+    expect(ipKey('2001:db8:abcd:12ff:1:2:3:4', 64)).toBe('2001:db8:abcd:12ff::/64')
+    expect(ipKey('[2001:db8::1]', false)).toBe('2001:db8:0:0:0:0:0:1')
+  })
+  it('passes an unparseable address through as its own key', () => {
+    expect(ipKey('not-an-ip')).toBe('not-an-ip')
+  })
+  it('rejects a bad prefix length', () => {
+    expect(() => ipKey('::1', 0)).toThrowError(
+      expect.objectContaining({ code: ErrorCode.InvalidOption, field: 'ipv6Subnet' }),
+    )
+    expect(() => ipKey('::1', 129)).toThrowError(expect.objectContaining({ code: ErrorCode.InvalidOption }))
+  })
+})

@@ -1,0 +1,195 @@
+import { describe, expect, it } from 'vitest'
+import {
+  boundedMapCache,
+  type ConsumeOp,
+  createLimiter,
+  ErrorCode,
+  InProcessStore,
+  type LimiterEvent,
+  type Store,
+  TollgateError,
+} from '../src/index.js'
+
+/** A real in-process store behind a switch: a fault injector, not a mock. */
+function switchableStore(clock: () => number) {
+  const inner = new InProcessStore({ cache: boundedMapCache(1000, clock), clock })
+  let down = false
+  let calls = 0
+  const store: Store = {
+    name: 'switchable',
+    registry: inner.registry,
+    reset: (level, key) => inner.reset(level, key),
+    consume: async (ops: readonly ConsumeOp[]) => {
+      calls++
+      if (down) throw new TollgateError(ErrorCode.StoreUnavailable, 'store is down')
+      return inner.consume(ops)
+    },
+  }
+  return {
+    store,
+    setDown: (value: boolean) => {
+      down = value
+    },
+    calls: () => calls,
+  }
+}
+
+describe('createLimiter options', () => {
+  it.each([
+    [{ levels: [] }, 'levels', ErrorCode.InvalidOption],
+    [{ levels: ['a', 'a'] }, 'levels', ErrorCode.InvalidOption],
+    [{ levels: [''] }, 'levels[0]', ErrorCode.InvalidOption],
+    [{ onStoreError: 'retry' }, 'onStoreError', ErrorCode.InvalidOption],
+    [{ expectedServers: 0 }, 'expectedServers', ErrorCode.InvalidOption],
+    [{ breaker: { failures: 0 } }, 'breaker.failures', ErrorCode.InvalidOption],
+    [{ store: {} }, 'store', ErrorCode.InvalidOption],
+    [{ policies: { team: { capacity: 1, refill: 1 } } }, 'policies.team', ErrorCode.UnknownLevel],
+    [
+      { tiers: { free: { key: { capacity: -2, refill: 1 } } } },
+      'tiers.free.key.capacity',
+      ErrorCode.InvalidPolicy,
+    ],
+    [
+      { tiers: { free: { key: { capacity: 2, refill: 1 } } }, defaultTier: 'gold' },
+      'defaultTier',
+      ErrorCode.UnknownTier,
+    ],
+    [{ policy: { capacity: 1, refill: 1 }, policies: {} }, 'policy', ErrorCode.InvalidOption],
+  ])('rejects %j naming %s', (options, field, code) => {
+    try {
+      createLimiter(options as never)
+      expect.unreachable('no error thrown')
+    } catch (error) {
+      expect(error).toBeInstanceOf(TollgateError)
+      expect(error).toMatchObject({ code, field })
+    }
+  })
+
+  it('defaults to capacity 5 refilling 1 per second with buckets made on first use', async () => {
+    let now = 0
+    const limiter = createLimiter({ clock: () => now })
+    const decisions = []
+    for (let i = 0; i < 6; i++) decisions.push(await limiter.check('1.2.3.4'))
+    expect(decisions.map((d) => d.allowed)).toEqual([true, true, true, true, true, false])
+    expect(decisions[5]).toMatchObject({ limit: 5, retryAfterMs: 1000 })
+    now += 1000
+    expect((await limiter.check('1.2.3.4')).allowed).toBe(true)
+  })
+
+  it('allows everything when no level has a policy for the subject', async () => {
+    const limiter = createLimiter({ levels: ['user', 'org'], policies: { org: { capacity: 1, refill: 1 } } })
+    const d = await limiter.check({ user: 'u' })
+    expect(d).toMatchObject({ allowed: true, levels: [] })
+  })
+})
+
+describe('when the store fails', () => {
+  it('open admits, closed refuses, and both report degraded then recovered', async () => {
+    for (const mode of ['open', 'closed'] as const) {
+      const now = 0
+      const { store, setDown } = switchableStore(() => now)
+      const events: LimiterEvent['type'][] = []
+      const limiter = createLimiter({
+        store,
+        clock: () => now,
+        onStoreError: mode,
+        policy: { capacity: 1, refill: 1 },
+        onEvent: (e) => events.push(e.type),
+      })
+      setDown(true)
+      const d = await limiter.check('t')
+      expect(d).toMatchObject({ allowed: mode === 'open', degraded: mode })
+      setDown(false)
+      expect((await limiter.check('t')).degraded).toBeUndefined()
+      expect(events).toEqual(['degraded', 'store-error', 'decision', 'recovered', 'decision'])
+    }
+  })
+
+  it('local decides with in-process buckets holding the shared limit divided by expectedServers', async () => {
+    let now = 0
+    const { store, setDown } = switchableStore(() => now)
+    const limiter = createLimiter({
+      store,
+      clock: () => now,
+      onStoreError: 'local',
+      expectedServers: 4,
+      policy: { capacity: 40, refill: 40 },
+    })
+    setDown(true)
+    let admitted = 0
+    for (let i = 0; i < 50; i++) {
+      const d = await limiter.check('t')
+      expect(d.degraded).toBe('local')
+      if (d.allowed) admitted++
+    }
+    expect(admitted).toBe(10)
+    now += 100 // 40/s shared → 10/s here: one token per 100 ms
+    expect((await limiter.check('t')).allowed).toBe(true)
+    expect((await limiter.check('t')).allowed).toBe(false)
+  })
+
+  it('opens the circuit after repeated failures, then probes once the cooldown has passed', async () => {
+    let now = 0
+    const { store, setDown, calls } = switchableStore(() => now)
+    const limiter = createLimiter({
+      store,
+      clock: () => now,
+      onStoreError: 'open',
+      breaker: { failures: 2, cooldownMs: 1000 },
+      policy: { capacity: 5, refill: 5 },
+    })
+    setDown(true)
+    await limiter.check('t')
+    await limiter.check('t')
+    expect(calls()).toBe(2)
+    for (let i = 0; i < 10; i++) await limiter.check('t')
+    expect(calls()).toBe(2) // the open circuit does not wait on a dead store
+    now += 1000
+    setDown(false)
+    const probe = await limiter.check('t')
+    expect(calls()).toBe(3)
+    expect(probe.degraded).toBeUndefined()
+    await limiter.check('t')
+    expect(calls()).toBe(4)
+  })
+
+  it('never turns a store failure into a rejection', async () => {
+    let now = 0
+    const limiter = createLimiter({
+      clock: () => now,
+      onStoreError: 'local',
+      policy: { capacity: 1, refill: 1 },
+      store: {
+        name: 'broken',
+        consume: () => Promise.reject(new Error('socket hang up')),
+        reset: async () => false,
+        registry: {
+          getMany: () => Promise.reject(new Error('socket hang up')),
+          list: () => Promise.reject(new Error('socket hang up')),
+          put: async () => true,
+          delete: async () => true,
+          subscribe: () => () => undefined,
+        },
+      },
+    })
+    const results = await Promise.allSettled(Array.from({ length: 20 }, () => limiter.check('t')))
+    expect(results.every((r) => r.status === 'fulfilled')).toBe(true)
+    now += 1
+  })
+})
+
+describe('events', () => {
+  it('reports every decision and survives a throwing listener', async () => {
+    const seen: LimiterEvent[] = []
+    const limiter = createLimiter({ policy: { capacity: 1, refill: 1 } })
+    limiter.on(() => {
+      throw new Error('listener bug')
+    })
+    const off = limiter.on((e) => seen.push(e))
+    await limiter.check('a')
+    off()
+    await limiter.check('a')
+    expect(seen).toHaveLength(1)
+    expect(seen[0]).toMatchObject({ type: 'decision', decision: { allowed: true } })
+  })
+})

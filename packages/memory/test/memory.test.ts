@@ -1,0 +1,103 @@
+import { createLimiter, ErrorCode, TollgateError } from '@tollgate/core'
+import { manualClock } from '@tollgate/testkit'
+import { describe, expect, it } from 'vitest'
+import { type MemorySnapshot, memoryStore } from '../src/index.js'
+
+describe('memoryStore', () => {
+  it('holds at most maxKeys buckets, counts and reports every eviction', async () => {
+    const clock = manualClock()
+    const evicted: string[] = []
+    const store = memoryStore({ clock: clock.now, maxKeys: 100, onEvict: (id) => evicted.push(id) })
+    const limiter = createLimiter({ store, clock: clock.now, policy: { capacity: 5, refill: 1 } })
+    for (let i = 0; i < 250; i++) await limiter.check(`tenant-${i}`)
+    expect(store.stats()).toEqual({ size: 100, maxKeys: 100, evictions: 150 })
+    expect(evicted[0]).toBe('key\u0000tenant-0')
+  })
+
+  it('keeps a hot tenant through a flood of one-off keys (least recently used goes first)', async () => {
+    const clock = manualClock()
+    const store = memoryStore({ clock: clock.now, maxKeys: 50 })
+    const limiter = createLimiter({ store, clock: clock.now, policy: { capacity: 1000, refill: 0 } })
+    for (let i = 0; i < 5000; i++) {
+      await limiter.check(`flood-${i}`)
+      if (i % 10 === 0) await limiter.check('hot')
+    }
+    expect((await limiter.check('hot', { cost: 0 })).remaining).toBe(1000 - 500)
+  })
+
+  it('lets buckets expire when they are full again', async () => {
+    const clock = manualClock()
+    const store = memoryStore({ clock: clock.now })
+    const limiter = createLimiter({ store, clock: clock.now, policy: { capacity: 10, refill: 10 } })
+    await limiter.check('a', { cost: 3 })
+    await limiter.check('b', { cost: 10 })
+    expect(store.stats().size).toBe(2)
+    // lru-cache drops an entry 1 ms after its TTL; the bucket is full from the TTL on either way
+    clock.advance(301)
+    store.purgeStale()
+    expect(store.stats().size).toBe(1)
+    clock.advance(700)
+    store.purgeStale()
+    expect(store.stats().size).toBe(0)
+  })
+
+  it('does not expire a fixed allowance (rate 0)', async () => {
+    const clock = manualClock()
+    const store = memoryStore({ clock: clock.now })
+    const limiter = createLimiter({ store, clock: clock.now, policy: { capacity: 2, refill: 0 } })
+    await limiter.check('a')
+    clock.advance(365 * 86_400_000)
+    store.purgeStale()
+    expect((await limiter.check('a', { cost: 0 })).remaining).toBe(1)
+  })
+
+  it('exports and imports buckets and the registry across a restart', async () => {
+    const clock = manualClock()
+    const options = {
+      levels: ['user'],
+      tiers: { free: { user: { capacity: 10, refill: 1 } }, pro: { user: { capacity: 50, refill: 5 } } },
+    }
+    const before = memoryStore({ clock: clock.now })
+    const limiterBefore = createLimiter({ ...options, store: before, clock: clock.now })
+    await limiterBefore.check('u1', { cost: 7 })
+    await limiterBefore.setTier('u2', 'pro')
+    await limiterBefore.createBucket({ level: 'user', key: 'u3' }, { capacity: 2, refill: 1 })
+    const snapshot: MemorySnapshot = JSON.parse(JSON.stringify(before.export()))
+
+    clock.advance(2000)
+    const after = memoryStore({ clock: clock.now })
+    after.import(snapshot)
+    const limiterAfter = createLimiter({ ...options, store: after, clock: clock.now })
+    expect(await limiterAfter.check('u1', { cost: 0 })).toMatchObject({ remaining: 5 })
+    expect(await limiterAfter.check('u2', { cost: 0 })).toMatchObject({ tier: 'pro', limit: 50 })
+    expect(await limiterAfter.check('u3', { cost: 0 })).toMatchObject({ limit: 2 })
+  })
+
+  it('refuses a snapshot it did not write, keeping what it holds', async () => {
+    const clock = manualClock()
+    const store = memoryStore({ clock: clock.now })
+    const limiter = createLimiter({ store, clock: clock.now, policy: { capacity: 3, refill: 1 } })
+    await limiter.check('a')
+    for (const bad of [
+      null,
+      {},
+      { format: 'tollgate-memory', version: 2 },
+      { ...store.export(), states: [['x', { tat: 'soon' }]] },
+    ]) {
+      try {
+        store.import(bad as MemorySnapshot)
+        expect.unreachable()
+      } catch (error) {
+        expect(error).toBeInstanceOf(TollgateError)
+        expect((error as TollgateError).code).toBe(ErrorCode.InvalidSnapshot)
+      }
+    }
+    expect((await limiter.check('a', { cost: 0 })).remaining).toBe(2)
+  })
+
+  it('rejects a bad maxKeys', () => {
+    expect(() => memoryStore({ maxKeys: 0 })).toThrowError(
+      expect.objectContaining({ code: ErrorCode.InvalidOption, field: 'maxKeys' }),
+    )
+  })
+})
