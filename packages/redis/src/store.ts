@@ -361,9 +361,13 @@ class RedisRegistry implements RegistryStore {
       if (channel !== this.channel) return
       this.notify(parseChange(message))
     })
-    subscriber.subscribe(this.channel).catch(() => {
-      // Retried by ioredis on reconnect (autoResubscribe); the refresh timer covers the gap.
-    })
+    subscriber.subscribe(this.channel).then(
+      // Changes made before the subscription was active were not heard: reload once it is.
+      () => this.notify(),
+      () => {
+        // Retried by ioredis on reconnect (autoResubscribe); the refresh timer covers the gap.
+      },
+    )
     this.timer = setInterval(() => this.notify(), this.refreshMs)
     this.timer.unref?.()
   }
