@@ -1,3 +1,11 @@
+export {
+  type AdapterApp,
+  type AdapterAppFactory,
+  type AdapterAppSetup,
+  describeAdapterConformance,
+  type SuiteLimitOptions,
+  type SuiteRequest,
+} from './adapter-suite.js'
 export { type ManualClock, manualClock } from './clock.js'
 export {
   type ConformanceOptions,
