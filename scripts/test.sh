@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The one test command (README, CI): installs what it needs on a machine with only Node 20 and npm,
+# then builds, typechecks, tests (against real redis-server processes) and lints every package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PNPM_VERSION=10.34.9
+export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1 CI="${CI:-true}"
+
+# Redis: tests start their own redis-server processes (single node and a 3-master cluster) on loopback.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "tollgate: installing redis-server from Debian's packages"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+  fi
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "tollgate: redis-server is required for the tests and could not be installed" >&2
+  exit 1
+fi
+
+pnpm() { npx --yes "pnpm@${PNPM_VERSION}" "$@"; }
+
+pnpm install --frozen-lockfile
+rm -f .tmp/vitest-*.json
+pnpm exec turbo run build typecheck test lint --concurrency=2 --output-logs=new-only
+node scripts/summarize-tests.mjs
