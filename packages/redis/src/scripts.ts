@@ -3,10 +3,11 @@ import { createHash } from 'node:crypto'
 /**
  * The Lua side of the store. The maths is core's `algorithm.ts` (assess, convertDebt, the state written by
  * settle, stateTtlMs) done with the same IEEE double operations in the same order, so Redis and the
- * in-process store agree to the bit. Every value is an integer below 2^53: states are written with
- * `%.0f` (tostring would round past 14 digits) and `math.fmod` is exact like JavaScript's `%`.
+ * in-process store agree to the bit. Every value is an integer below 2^53 (exact in a double); numbers
+ * sent back as text use `%.0f` (tostring would round past 14 digits), and `math.fmod` is exact like
+ * JavaScript's `%`.
  *
- * A bucket's state is one string "tat frac capacity tokens per" (see BucketState).
+ * A bucket's state is one short binary string: tat, frac, capacity, tokens, per (see BucketState) as varints.
  * The scripts return only what JavaScript cannot know — Redis's `now` and each bucket's debt before
  * the decision — and core's `settle` turns them into figures, so no formula is written twice.
  */
@@ -17,12 +18,37 @@ local function clock(arg)
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- A state is five unsigned integers as base-128 varints (low 7 bits first, high bit = more bytes follow):
+-- 10 to 20 bytes for most buckets, which keeps a key under 100 bytes of MEMORY USAGE.
+local function pack(values)
+  local bytes = {}
+  for _, n in ipairs(values) do
+    while n >= 128 do
+      bytes[#bytes + 1] = string.char(128 + math.fmod(n, 128))
+      n = math.floor(n / 128)
+    end
+    bytes[#bytes + 1] = string.char(n)
+  end
+  return table.concat(bytes)
+end
+
 local function read_state(key)
   local raw = redis.call('GET', key)
   if not raw then return nil end
-  local tat, frac, cap, tokens, per = string.match(raw, '^(-?%d+) (%d+) (%d+) (%d+) (%d+)$')
-  if not tat then return nil end
-  return { tonumber(tat), tonumber(frac), tonumber(cap), tonumber(tokens), tonumber(per) }
+  local values, n, scale, pos = {}, 0, 1, 1
+  while pos <= #raw do
+    local b = string.byte(raw, pos)
+    if b >= 128 then
+      n = n + (b - 128) * scale
+      scale = scale * 128
+    else
+      values[#values + 1] = n + b * scale
+      n, scale = 0, 1
+    end
+    pos = pos + 1
+  end
+  if #values ~= 5 or scale ~= 1 then return nil end
+  return values
 end
 
 local function same_policy(st, cap, tokens, per)
@@ -56,7 +82,7 @@ local function write(key, debt, cap, tokens, per, now, slack)
   local origin = frozen and 0 or now
   local tat = origin + math.floor(debt / k)
   local frac = math.fmod(debt, k)
-  local value = string.format('%.0f %.0f %.0f %.0f %.0f', tat, frac, cap, tokens, per)
+  local value = pack({ tat, frac, cap, tokens, per })
   if frozen then
     redis.call('SET', key, value)
   else

@@ -1,0 +1,215 @@
+import { createHash } from 'node:crypto'
+import {
+  boundedMapCache,
+  type ConsumeOp,
+  ErrorCode,
+  InProcessStore,
+  normalizePolicy,
+  type Policy,
+  TollgateError,
+} from '@tollgate/core'
+import { manualClock, type RedisServer, startRedis } from '@tollgate/testkit'
+import fc from 'fast-check'
+import { Cluster, Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { redisStore } from '../src/index.js'
+import { connect, uniquePrefix } from './helpers.js'
+
+let server: RedisServer
+let client: Redis
+
+beforeAll(async () => {
+  server = await startRedis()
+  client = await connect(server.port)
+})
+
+afterAll(async () => {
+  await client?.quit()
+  await server?.stop()
+})
+
+const policy = (capacity: number, tokens: number, per: string | number = '1s'): Policy =>
+  normalizePolicy({ capacity, refill: { tokens, per } })
+const op = (key: string, p: Policy, cost = 1, level = 'user'): ConsumeOp => ({ level, key, policy: p, cost })
+
+function expectOptionError(make: () => unknown, field: string): TollgateError {
+  try {
+    make()
+  } catch (error) {
+    expect(error).toBeInstanceOf(TollgateError)
+    expect((error as TollgateError).code).toBe(ErrorCode.InvalidOption)
+    expect((error as TollgateError).field).toBe(field)
+    return error as TollgateError
+  }
+  throw new Error('expected an option error')
+}
+
+describe('options', () => {
+  it('refuses a client whose offline queue is on, saying how to fix it', () => {
+    const queued = new Redis({ lazyConnect: true })
+    const error = expectOptionError(() => redisStore({ client: queued }), 'client.options.enableOfflineQueue')
+    expect(error.message).toContain('enableOfflineQueue: false')
+    expect(error.message).toContain('counts twice')
+    const cluster = new Cluster([{ host: '127.0.0.1', port: server.port }], { lazyConnect: true })
+    expectOptionError(() => redisStore({ client: cluster }), 'client.options.enableOfflineQueue')
+  })
+
+  it('names the bad option and value', () => {
+    expectOptionError(() => redisStore({ client: {} as Redis }), 'client')
+    expectOptionError(() => redisStore({ client, prefix: 'a{b}:' }), 'prefix')
+    for (const timeoutMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, '50' as unknown as number]) {
+      expectOptionError(() => redisStore({ client, timeoutMs }), 'timeoutMs')
+    }
+    expectOptionError(() => redisStore({ client, registryRefreshMs: 0 }), 'registryRefreshMs')
+    expectOptionError(() => redisStore({ client, clock: 5 as unknown as () => number }), 'clock')
+  })
+})
+
+describe('decisions on Redis time', () => {
+  it("takes now from Redis's TIME, not from this process", async () => {
+    const store = redisStore({ client, prefix: uniquePrefix() })
+    const [before] = await client.time()
+    const result = await store.consume([op('t', policy(10, 10))])
+    const [after] = await client.time()
+    expect(result.now).toBeGreaterThanOrEqual(Number(before) * 1000)
+    expect(result.now).toBeLessThan((Number(after) + 1) * 1000)
+    await store.close?.()
+  })
+
+  it('expires a key when its bucket is full again, never for rate 0, and writes nothing on a peek', async () => {
+    const prefix = uniquePrefix()
+    const store = redisStore({ client, prefix })
+    const refilling = await store.consume([op('a', policy(10, 1, '1s'), 3)])
+    expect(refilling.results[0]!.resetAfterMs).toBe(3000)
+    const ttl = await client.pttl(`${prefix}{user:a}`)
+    expect(ttl).toBeGreaterThan(2500)
+    expect(ttl).toBeLessThanOrEqual(3000)
+    await store.consume([op('frozen', normalizePolicy({ capacity: 3, refill: 0 }))])
+    expect(await client.pttl(`${prefix}{user:frozen}`)).toBe(-1)
+    await store.consume([op('peek', policy(10, 1), 0)])
+    expect(await client.exists(`${prefix}{user:peek}`)).toBe(0)
+    expect(await store.reset('user', 'a')).toBe(true)
+    expect(await store.reset('user', 'a')).toBe(false)
+    await store.close?.()
+  })
+
+  it('keeps a bucket state within 100 bytes of MEMORY USAGE for per-second and per-minute tiers', async () => {
+    const prefix = 'tollgate:'
+    const store = redisStore({ client, prefix })
+    const measure = async (key: string, p: Policy) => {
+      await store.consume([op(key, p, 7)])
+      const bytes = Number(await client.call('MEMORY', 'USAGE', `${prefix}{user:${key}}`))
+      await store.reset('user', key)
+      return bytes
+    }
+    const typical: [string, Policy][] = [
+      ['tenant-000123', policy(10, 10)],
+      ['u_8f3a9c2e', policy(100, 100)],
+      ['ent-42', policy(1000, 1000)],
+      ['acme', normalizePolicy({ capacity: 10, refill: 0.3 })],
+      ['org-7', policy(50, 7, '1m')],
+    ]
+    const usage = []
+    for (const [key, p] of typical) usage.push(await measure(key, p))
+    // A key name over 36 characters, or an hour-long interval (a longer varint), crosses the next
+    // jemalloc size class: reported and bounded, not under 100.
+    const longer = [
+      await measure('enterprise-customer-42', policy(1000, 1000)),
+      await measure('hourly', normalizePolicy({ capacity: 1_000_000, refill: { tokens: 1, per: '1h' } })),
+    ]
+    console.info(
+      `MEMORY USAGE per bucket key: ${usage.join(', ')} bytes; long name, 1/h: ${longer.join(', ')} bytes`,
+    )
+    for (const bytes of usage) expect(bytes).toBeLessThanOrEqual(100)
+    for (const bytes of longer) expect(bytes).toBeLessThanOrEqual(120)
+    await store.close?.()
+  })
+
+  it('loads the script again after SCRIPT FLUSH (NOSCRIPT) and counts the request once', async () => {
+    const store = redisStore({ client, prefix: uniquePrefix() })
+    const p = normalizePolicy({ capacity: 10, refill: 0 })
+    expect((await store.consume([op('n', p)])).results[0]!.remaining).toBe(9)
+    await client.script('FLUSH')
+    await client.config('RESETSTAT')
+    expect((await store.consume([op('n', p)])).results[0]!.remaining).toBe(8)
+    const stats = (await client.info('commandstats')).split('\r\n')
+    expect(stats.find((line) => line.startsWith('cmdstat_eval:'))).toMatch(/calls=1,/)
+    expect(stats.find((line) => line.startsWith('cmdstat_evalsha:'))).toMatch(/calls=1,/)
+    expect((await store.consume([op('n', p)])).results[0]!.remaining).toBe(7)
+    await store.close?.()
+  })
+
+  it('keeps hostile keys apart: hash-tag braces, separators, lone surrogates, very long keys', async () => {
+    const prefix = uniquePrefix()
+    const store = redisStore({ client, prefix })
+    const p = normalizePolicy({ capacity: 1, refill: 0 })
+    const long = 'k'.repeat(100_000)
+    const keys = ['{x}', 'x', '}x{', 'a:b', 'a%3ab', '\ud800', '\udfff', '\ufffd', '#', long, `${long}!`]
+    for (const key of keys) expect((await store.consume([op(key, p)])).allowed).toBe(true)
+    for (const key of keys) expect((await store.consume([op(key, p)])).allowed).toBe(false)
+    // Levels are kept apart from keys too.
+    expect((await store.consume([op('b', p, 1, 'user:a')])).allowed).toBe(true)
+    expect((await store.consume([op('a:b', p, 1, 'user')])).allowed).toBe(false)
+    const names = await client.keys(`${prefix}*`)
+    for (const name of names) {
+      expect(name.length).toBeLessThan(prefix.length + 200)
+      // Exactly one hash tag, opened right after the prefix.
+      expect(name.slice(prefix.length).match(/[{}]/g)).toEqual(['{', '}'])
+    }
+    expect(names).toContain(`${prefix}{user:#${createHash('sha256').update(long).digest('base64url')}}`)
+    await store.close?.()
+  })
+})
+
+describe('the same maths as core', () => {
+  it('agrees with the in-process store on large, fractional and changing policies', async () => {
+    const policyArb = fc
+      .record({
+        capacity: fc.oneof(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 1, max: 1_000_000_000 })),
+        refill: fc.oneof(
+          fc.constant(0),
+          fc.constantFrom(0.3, 0.001, 7.25, 1e6),
+          fc.record({
+            tokens: fc.integer({ min: 1, max: 1_000_000 }),
+            per: fc.constantFrom(1, 3, 1000, 3_600_000, 86_400_000),
+          }),
+        ),
+      })
+      .filter(({ capacity, refill }) => {
+        try {
+          normalizePolicy({ capacity, refill })
+          return true
+        } catch {
+          return false
+        }
+      })
+      .map((input) => normalizePolicy(input))
+    const stepArb = fc.oneof(
+      fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 10_000_000_000 }) }),
+      fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 5 }) }),
+      fc.record({
+        kind: fc.constant('check' as const),
+        cost: fc.oneof(fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 2_000_000_000 })),
+      }),
+      fc.record({ kind: fc.constant('change' as const), level: fc.constantFrom(0, 1), policy: policyArb }),
+    )
+    await fc.assert(
+      fc.asyncProperty(policyArb, policyArb, fc.array(stepArb, { maxLength: 30 }), async (p0, p1, steps) => {
+        const clock = manualClock()
+        const store = redisStore({ client, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 5000 })
+        const reference = new InProcessStore({ cache: boundedMapCache(100, clock.now), clock: clock.now })
+        const policies = [p0, p1]
+        for (const step of steps) {
+          if (step.kind === 'advance') clock.advance(step.ms)
+          else if (step.kind === 'change') policies[step.level] = step.policy
+          else {
+            const ops = [op('u', policies[0]!, step.cost), op('acme', policies[1]!, step.cost, 'org')]
+            expect(await store.consume(ops)).toEqual(reference.consumeNow(ops))
+          }
+        }
+        await store.close?.()
+      }),
+      { numRuns: 150 },
+    )
+  })
+})
