@@ -1,0 +1,4 @@
+import { fileURLToPath } from 'node:url'
+import { describeExampleContract } from '@tollgate/example-shared/contract'
+
+describeExampleContract('express', fileURLToPath(new URL('..', import.meta.url)))

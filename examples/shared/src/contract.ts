@@ -1,0 +1,205 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createServer } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const QUOTA_EXCEEDED = 'https://iana.org/assignments/http-problem-types#quota-exceeded'
+const ADMIN_TOKEN = 'e2e-admin-token'
+const FREE_POLICY = '"user";q=10;w=1, "org";q=50;w=1, "global";q=5000;w=1'
+const STATE = /^"user";r=\d+;t=\d+, "org";r=\d+;t=\d+, "global";r=\d+;t=\d+$/
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** Starts an example as its users do (TypeScript sources through tsx), on a free loopback port; one process, one PID. */
+async function startExample(
+  dir: string,
+): Promise<{ url: string; child: ChildProcess; output: () => string }> {
+  const port = await freePort()
+  const env = { ...process.env, PORT: String(port), ADMIN_TOKEN, HOST: '127.0.0.1' }
+  delete env.REDIS_URL
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'src/main.ts'], {
+    cwd: dir,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout!.on('data', (chunk) => {
+    output += chunk
+  })
+  child.stderr!.on('data', (chunk) => {
+    output += chunk
+  })
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`example did not start in 30 s:\n${output}`)), 30_000)
+    const check = () => {
+      if (!output.includes('listening on')) return
+      clearTimeout(timer)
+      resolve()
+    }
+    child.stdout!.on('data', check)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`example exited with ${code}:\n${output}`))
+    })
+  })
+  return { url: `http://127.0.0.1:${port}`, child, output: () => output }
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.pid === undefined) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  process.kill(child.pid, 'SIGTERM')
+  await exited
+}
+
+/**
+ * The contract every example API keeps (see its README), driven over real HTTP against the started
+ * example. Refusals are provoked by cost, never by racing the refill clock: each loop is bounded.
+ */
+export function describeExampleContract(framework: string, exampleDir: string): void {
+  describe(`example API contract: ${framework}`, () => {
+    let url = ''
+    let child: ChildProcess | undefined
+    beforeAll(async () => {
+      const started = await startExample(exampleDir)
+      url = started.url
+      child = started.child
+    }, 40_000)
+    afterAll(async () => {
+      if (child) await stop(child)
+    })
+
+    const get = (path: string, key?: string) =>
+      fetch(url + path, { headers: key ? { authorization: `Bearer ${key}` } : {} })
+    const admin = (method: string, path: string, body?: unknown, token = ADMIN_TOKEN) =>
+      fetch(url + path, {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+      })
+    /** Requests until the first refusal (at most 30), returning it. */
+    async function untilRefused(path: string, key?: string): Promise<Response> {
+      for (let i = 0; i < 30; i++) {
+        const res = await get(path, key)
+        if (res.status !== 200) return res
+        await res.arrayBuffer()
+      }
+      throw new Error(`no refusal in 30 requests to ${path}`)
+    }
+
+    it('never limits GET /health', async () => {
+      for (let i = 0; i < 30; i++) expect((await get('/health')).status).toBe(200)
+    })
+
+    it('answers a tenant with the RateLimit headers of its user → org → global chain', async () => {
+      const res = await get('/api/hello', 'free-alice')
+      expect(res.status).toBe(200)
+      expect(res.headers.get('ratelimit-policy')).toBe(FREE_POLICY)
+      expect(res.headers.get('ratelimit')).toMatch(STATE)
+      expect(await res.json()).toMatchObject({ route: 'hello', caller: 'alice' })
+    })
+
+    it('charges 5 for /api/search', async () => {
+      const res = await get('/api/search?q=tolls', 'premium-bob')
+      expect(res.status).toBe(200)
+      expect(res.headers.get('ratelimit-policy')).toBe(
+        '"user";q=100;w=1, "org";q=500;w=1, "global";q=5000;w=1',
+      )
+      expect(res.headers.get('ratelimit')).toMatch(/^"user";r=95;t=1, "org";r=495;t=1, "global";r=\d+;t=1$/)
+      expect(await res.json()).toMatchObject({ route: 'search', cost: 5, query: 'tolls' })
+    })
+
+    it('refuses a free user over the user level with a 429 problem and Retry-After', async () => {
+      const res = await untilRefused('/api/search', 'free-dave')
+      expect(res.status).toBe(429)
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+      expect(res.headers.get('ratelimit')).toMatch(/^"user";r=0;t=\d+, /)
+      expect(await res.json()).toMatchObject({
+        type: QUOTA_EXCEEDED,
+        status: 429,
+        'violated-policies': ['user'],
+      })
+      // alice shares dave's org, not his user bucket.
+      expect((await get('/api/hello', 'free-alice')).status).toBe(200)
+    })
+
+    it('answers an unknown key with a 401 problem', async () => {
+      const res = await get('/api/hello', 'no-such-key')
+      expect(res.status).toBe(401)
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+      expect(res.headers.get('ratelimit')).toMatch(/^"user";r=\d+;t=\d+, "global";/)
+      expect(await res.json()).toMatchObject({ status: 401, title: 'Unauthorized' })
+    })
+
+    it('limits requests without a key per client address at capacity 5', async () => {
+      const first = await get('/api/hello')
+      expect(first.status).toBe(200)
+      expect(first.headers.get('ratelimit-policy')).toBe('"user";q=5;w=5, "global";q=5000;w=1')
+      const res = await untilRefused('/api/hello')
+      expect(res.status).toBe(429)
+      expect(await res.json()).toMatchObject({ type: QUOTA_EXCEEDED, 'violated-policies': ['user'] })
+    })
+
+    it('guards the admin routes with ADMIN_TOKEN', async () => {
+      const res = await admin('GET', '/admin/orgs/acme', undefined, 'wrong')
+      expect(res.status).toBe(401)
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+    })
+
+    it('answers bad admin bodies with a 400 problem naming the field', async () => {
+      const cases: [string, string, unknown, string][] = [
+        ['PUT', '/admin/tiers/free', { capacity: -1, refill: { tokens: 20, per: '1s' } }, 'capacity'],
+        ['PUT', '/admin/tiers/free', { capacity: 20, refill: { tokens: 20, per: 'soon' } }, 'refill.per'],
+        ['PUT', '/admin/tiers/free', '{not json', 'body'],
+        ['PUT', '/admin/orgs/acme/tier', { tier: 'gold' }, 'tier'],
+        ['PUT', '/admin/orgs/acme/tier', [], 'body'],
+      ]
+      for (const [method, path, body, field] of cases) {
+        const res = await admin(method, path, body)
+        expect(res.status, `${path} ${JSON.stringify(body)}`).toBe(400)
+        expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+        expect(await res.json()).toMatchObject({ status: 400, field })
+      }
+      expect((await admin('PUT', '/admin/tiers/platinum', { capacity: 1, refill: 1 })).status).toBe(404)
+    })
+
+    it('shows an org’s tier and bucket state', async () => {
+      const res = await admin('GET', '/admin/orgs/acme')
+      expect(res.status).toBe(200)
+      const body = await res.json()
+      expect(body).toMatchObject({
+        org: 'acme',
+        tier: 'free',
+        bucket: { level: 'org', key: 'acme', limit: 50 },
+      })
+      expect(body.bucket.remaining).toBeLessThanOrEqual(50)
+      expect(body.users.map((u: { key: string }) => u.key)).toEqual(['alice', 'dave'])
+    })
+
+    it('moves an org to another tier at runtime', async () => {
+      expect((await admin('PUT', '/admin/orgs/acme/tier', { tier: 'premium' })).status).toBe(200)
+      const res = await get('/api/hello', 'free-alice')
+      expect(res.headers.get('ratelimit-policy')).toBe(
+        '"user";q=100;w=1, "org";q=500;w=1, "global";q=5000;w=1',
+      )
+      expect((await (await admin('GET', '/admin/orgs/acme')).json()).tier).toBe('premium')
+      expect((await admin('PUT', '/admin/orgs/acme/tier', { tier: 'free' })).status).toBe(200)
+      expect((await get('/api/hello', 'free-alice')).headers.get('ratelimit-policy')).toBe(FREE_POLICY)
+    })
+
+    it('changes a tier’s limits at runtime, the org level following at 5×', async () => {
+      const limits = { capacity: 2000, refill: { tokens: 2000, per: '1s' } }
+      expect((await admin('PUT', '/admin/tiers/enterprise', limits)).status).toBe(200)
+      const res = await get('/api/hello', 'enterprise-carol')
+      expect(res.headers.get('ratelimit-policy')).toBe(
+        '"user";q=2000;w=1, "org";q=10000;w=1, "global";q=5000;w=1',
+      )
+    })
+  })
+}
