@@ -41,3 +41,20 @@ export async function within(limitMs: number, probe: () => Promise<boolean>): Pr
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
+
+/**
+ * Resolves when the limiter's store subscription is live (its first "reload everything" notification).
+ * Tests wait for it so that this reload cannot land in the middle of a check.
+ */
+export function subscribed(limiter: {
+  on(listener: (event: { type: string; kind?: unknown }) => void): () => void
+}) {
+  return new Promise<void>((resolve) => {
+    const off = limiter.on((event) => {
+      if (event.type === 'registry-change' && event.kind === undefined) {
+        off()
+        resolve()
+      }
+    })
+  })
+}

@@ -1,0 +1,128 @@
+import { createLimiter, type Limiter, type PolicyInput } from '@tollgate/core'
+import { manualClock, type RedisServer, startRedis } from '@tollgate/testkit'
+import type { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { redisStore } from '../src/index.js'
+import { connect, subscribed, uniquePrefix, within } from './helpers.js'
+
+let server: RedisServer
+const clients: Redis[] = []
+
+beforeAll(async () => {
+  server = await startRedis()
+})
+
+afterAll(async () => {
+  for (const client of clients) client.disconnect()
+  await server?.stop()
+})
+
+async function client(): Promise<Redis> {
+  const c = await connect(server.port)
+  clients.push(c)
+  return c
+}
+
+const perSecond = (n: number): PolicyInput => ({ capacity: n, refill: { tokens: n, per: '1s' } })
+const tiers = { free: { user: perSecond(10) }, premium: { user: perSecond(100) } }
+
+/** Two API servers: two limiters, two stores, two ioredis connections, one Redis. */
+async function twoServers(registryRefreshMs?: number) {
+  const prefix = uniquePrefix()
+  const clock = manualClock()
+  const make = async (): Promise<Limiter> => {
+    const limiter = createLimiter({
+      store: redisStore({ client: await client(), prefix, clock: clock.now, registryRefreshMs }),
+      clock: clock.now,
+      levels: ['user', 'org'],
+      tiers,
+    })
+    await subscribed(limiter)
+    return limiter
+  }
+  return { prefix, a: await make(), b: await make() }
+}
+
+async function subscribers(prefix: string): Promise<number> {
+  const [, count] = (await clients[0]!.pubsub('NUMSUB', `${prefix}registry`)) as [string, number]
+  return count
+}
+
+describe('registry in Redis', () => {
+  it("reaches another server's limiter within 1 s (pub/sub)", async () => {
+    const { a, b } = await twoServers()
+    expect(await b.check({ user: 'u', org: 'o' }, { cost: 0 })).toMatchObject({ tier: 'free', limit: 10 })
+    expect(await b.check({ user: 'w' }, { cost: 0 })).toMatchObject({ limit: 10 })
+    const cases: [string, () => Promise<void>, () => Promise<boolean>][] = [
+      [
+        'setTier',
+        () => a.setTier({ level: 'org', key: 'o' }, 'premium'),
+        async () => (await b.check({ user: 'u', org: 'o' }, { cost: 0 })).limit === 100,
+      ],
+      [
+        'updateLimits',
+        () => a.updateLimits('premium', { user: perSecond(70) }),
+        async () => (await b.check({ user: 'u', org: 'o' }, { cost: 0 })).limit === 70,
+      ],
+      [
+        'createBucket',
+        () => a.createBucket({ level: 'user', key: 'w' }, perSecond(2)),
+        async () => (await b.check({ user: 'w' }, { cost: 0 })).limit === 2,
+      ],
+      [
+        'updateBucket',
+        () => a.updateBucket({ level: 'user', key: 'w' }, perSecond(3)),
+        async () => (await b.check({ user: 'w' }, { cost: 0 })).limit === 3,
+      ],
+      [
+        'deleteBucket',
+        () => a.deleteBucket({ level: 'user', key: 'w' }),
+        async () => (await b.check({ user: 'w' }, { cost: 0 })).limit === 10,
+      ],
+    ]
+    const took: string[] = []
+    for (const [name, change, seen] of cases) {
+      await change()
+      took.push(`${name} ${await within(1000, seen)} ms`)
+    }
+    console.info(`registry propagation to the other server: ${took.join(', ')}`)
+    await a.close()
+    await b.close()
+  })
+
+  it('picks up a change that was never published, through the periodic refresh', async () => {
+    const { prefix, a, b } = await twoServers(100)
+    expect(await b.check({ user: 'x' }, { cost: 0 })).toMatchObject({ tier: 'free' })
+    // Written behind the store's back: no pub/sub message.
+    await clients[0]!.hset(`${prefix}{registry}:assignment`, 'user\u0000x', JSON.stringify('premium'))
+    const ms = await within(1000, async () => (await b.check({ user: 'x' }, { cost: 0 })).tier === 'premium')
+    console.info(`unpublished change seen after ${ms} ms (refresh every 100 ms)`)
+    await a.close()
+    await b.close()
+  })
+
+  it('writes conditionally and atomically, and close() drops the subscriber', async () => {
+    const prefix = uniquePrefix()
+    const store = redisStore({ client: await client(), prefix })
+    const heard: unknown[] = []
+    const unsubscribe = store.registry.subscribe((change) => heard.push(change))
+    await within(1000, async () => (await subscribers(prefix)) === 1)
+    expect(await store.registry.put('bucket', 'k', '1', 'present')).toBe(false)
+    expect(await store.registry.put('bucket', 'k', '1', 'absent')).toBe(true)
+    expect(await store.registry.put('bucket', 'k', '2', 'absent')).toBe(false)
+    expect(await store.registry.put('bucket', 'k', '3', 'present')).toBe(true)
+    expect(await store.registry.getMany('bucket', ['k', 'missing'])).toEqual(['3', undefined])
+    expect(await store.registry.list('bucket')).toEqual([['k', '3']])
+    expect(await store.registry.delete('bucket', 'k')).toBe(true)
+    expect(await store.registry.delete('bucket', 'k')).toBe(false)
+    await within(1000, async () => heard.filter(Boolean).length === 3)
+    expect(heard.filter(Boolean)).toEqual([
+      { kind: 'bucket', id: 'k' },
+      { kind: 'bucket', id: 'k' },
+      { kind: 'bucket', id: 'k' },
+    ])
+    unsubscribe()
+    await store.close?.()
+    await within(1000, async () => (await subscribers(prefix)) === 0)
+  })
+})
