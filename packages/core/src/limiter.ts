@@ -252,7 +252,11 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
   const cached = new Map<string, Policy | string | null>()
   const cacheKey = (kind: RegistryKind, id: string) => `${kind}\u0001${id}`
 
+  // Bumped by every invalidation: a registry read that was in flight across one must not be cached as fresh.
+  let generation = 0
+
   async function loadTiers(): Promise<void> {
+    const startedAt = generation
     const overrides = await store.registry.list('tier')
     const next = new Map([...configuredTiers].map(([tier, limits]) => [tier, new Map(limits)]))
     for (const [id, json] of overrides) {
@@ -266,7 +270,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       }
     }
     tiers = next
-    tiersReady = true
+    tiersReady = startedAt === generation
   }
   function ensureTiers(): Promise<void> | undefined {
     if (tiersReady) return undefined
@@ -277,6 +281,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     return tiersLoaded
   }
   const unsubscribe = store.registry.subscribe((change?: RegistryChange) => {
+    generation++
     if (!change) cached.clear()
     else cached.delete(cacheKey(change.kind, change.id))
     if (!change || change.kind === 'tier') {
@@ -297,12 +302,23 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     }
   }
 
-  /** Fills the cache for these registry ids in one store call per kind. */
-  async function fetchRegistry(kind: RegistryKind, ids: string[]): Promise<void> {
+  /**
+   * Reads these registry ids in one store call and caches them, unless an invalidation arrived meanwhile
+   * (then the answer serves this decision only). Returns what it read, keyed like the cache.
+   */
+  async function fetchRegistry(
+    kind: RegistryKind,
+    ids: string[],
+    into: Map<string, Policy | string | null>,
+  ): Promise<void> {
+    const startedAt = generation
     const values = await store.registry.getMany(kind, ids)
-    if (cached.size + ids.length > cacheSize) cached.clear()
+    const fresh = startedAt === generation
+    if (fresh && cached.size + ids.length > cacheSize) cached.clear()
     ids.forEach((id, i) => {
-      cached.set(cacheKey(kind, id), parseRegistryValue(kind, values[i]))
+      const value = parseRegistryValue(kind, values[i])
+      into.set(cacheKey(kind, id), value)
+      if (fresh) cached.set(cacheKey(kind, id), value)
     })
   }
 
@@ -359,18 +375,24 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
         missing.assignment.push(id)
       if (!cached.has(cacheKey('bucket', id))) missing.bucket.push(id)
     }
+    let fetched: Map<string, Policy | string | null> | undefined
     if (storeHealthy && (missing.assignment.length || missing.bucket.length)) {
+      fetched = new Map()
       await Promise.all([
-        missing.assignment.length ? fetchRegistry('assignment', missing.assignment) : undefined,
-        missing.bucket.length ? fetchRegistry('bucket', missing.bucket) : undefined,
+        missing.assignment.length ? fetchRegistry('assignment', missing.assignment, fetched!) : undefined,
+        missing.bucket.length ? fetchRegistry('bucket', missing.bucket, fetched!) : undefined,
       ]).catch(recordFailure)
+    }
+    const lookup = (kind: RegistryKind, level: string, key: string) => {
+      const id = cacheKey(kind, registryId(level, key))
+      return fetched?.has(id) ? fetched.get(id) : cached.get(id)
     }
     let tier = forcedTier
     if (usesTiers && tier === undefined) {
       for (let i = 0; i < levels.length && tier === undefined; i++) {
         const key = keys[i]
         if (key === undefined) continue
-        const assigned = cached.get(cacheKey('assignment', registryId(levels[i]!.name, key)))
+        const assigned = lookup('assignment', levels[i]!.name, key)
         if (typeof assigned === 'string' && tiers.has(assigned)) tier = assigned
       }
       tier ??= defaultTier
@@ -381,7 +403,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       const key = keys[i]
       if (key === undefined) continue
       const name = levels[i]!.name
-      const custom = cached.get(cacheKey('bucket', registryId(name, key)))
+      const custom = lookup('bucket', name, key)
       const policy =
         (custom && typeof custom === 'object' ? custom : undefined) ??
         tierPolicies?.get(name) ??
@@ -560,7 +582,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       const { ops, tier } = await resolve(keys, 0, getOptions?.tier)
       const op = ops[0]
       if (!op) throw unknownBucket(level, key)
-      const custom = cached.get(cacheKey('bucket', registryId(level, key)))
+      const [customValue] = await store.registry.getMany('bucket', [registryId(level, key)])
       const result = await store.consume([op])
       const figures = result.results[0]!
       return {
@@ -568,7 +590,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
         key,
         tier,
         policy: policyToInput(op.policy),
-        custom: typeof custom === 'object' && custom !== null,
+        custom: customValue !== undefined,
         limit: op.policy.capacity,
         remaining: figures.remaining,
         resetAfterMs: figures.resetAfterMs,

@@ -193,3 +193,33 @@ describe('events', () => {
     expect(seen[0]).toMatchObject({ type: 'decision', decision: { allowed: true } })
   })
 })
+
+describe('registry cache', () => {
+  it('does not keep an answer that was in flight when an invalidation arrived', async () => {
+    const clock = () => 0
+    const inner = new InProcessStore({ cache: boundedMapCache(100, clock), clock })
+    let release: (() => void) | undefined
+    const registry = {
+      ...inner.registry,
+      getMany: async (kind: Parameters<typeof inner.registry.getMany>[0], ids: readonly string[]) => {
+        const answer = await inner.registry.getMany(kind, ids)
+        if (release === undefined) await new Promise<void>((resolve) => (release = resolve))
+        return answer
+      },
+      list: inner.registry.list.bind(inner.registry),
+      put: inner.registry.put.bind(inner.registry),
+      delete: inner.registry.delete.bind(inner.registry),
+      subscribe: inner.registry.subscribe.bind(inner.registry),
+    }
+    const store: Store = { name: 'slow-registry', registry, consume: (ops) => inner.consume(ops), reset: (l, k) => inner.reset(l, k) }
+    const tiers = { free: { key: { capacity: 1, refill: 1 } }, pro: { key: { capacity: 9, refill: 1 } } }
+    const limiter = createLimiter({ store, clock, tiers })
+    const admin = createLimiter({ store, clock, tiers })
+    const first = limiter.check('t', { cost: 0 }) // reads "no assignment" and stalls
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    await admin.setTier('t', 'pro') // written (and announced) while the read is in flight
+    release!()
+    expect((await first).tier).toBe('free')
+    expect((await limiter.check('t', { cost: 0 })).tier).toBe('pro')
+  })
+})
