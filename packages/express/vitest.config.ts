@@ -1,11 +1,12 @@
 import { defineConfig } from 'vitest/config'
+import shared from '../../vitest.shared'
 
-// Like ../../vitest.shared but without the 'import' condition: forced onto CommonJS dependencies
+// The shared config less its 'import' condition: forced onto CommonJS dependencies
 // (express → router → is-promise) it makes require() load their ESM build.
 const conditions = ['source', 'module', 'node', 'default']
 
 export default defineConfig({
-  resolve: { conditions },
-  ssr: { resolve: { conditions, externalConditions: ['source'] } },
-  test: { include: ['test/**/*.test.ts'] },
+  ...shared,
+  resolve: { ...shared.resolve, conditions },
+  ssr: { ...shared.ssr, resolve: { conditions, externalConditions: ['source'] } },
 })
