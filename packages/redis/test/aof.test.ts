@@ -27,7 +27,7 @@ it('keeps bucket state and the registry across a Redis restart with AOF, and cou
     tiers: { free: { user: { capacity: 10, refill: 0 } }, premium: { user: { capacity: 50, refill: 0 } } },
     onStoreError: 'closed' as const,
   }
-  const store = redisStore({ client, prefix, clock: clock.now })
+  const store = redisStore({ client, prefix, timeoutMs: 2000, clock: clock.now })
   const limiter = createLimiter({ store, ...options })
   await subscribed(limiter)
   await limiter.setTier('vip', 'premium')
@@ -44,7 +44,7 @@ it('keeps bucket state and the registry across a Redis restart with AOF, and cou
   await client.config('RESETSTAT')
 
   // A restarted app server: a fresh limiter reads tiers, assignments and buckets back from Redis.
-  const restarted = redisStore({ client, prefix, clock: clock.now })
+  const restarted = redisStore({ client, prefix, timeoutMs: 2000, clock: clock.now })
   const fresh = createLimiter({ store: restarted, ...options })
   await subscribed(fresh)
   expect(await fresh.check('vip')).toMatchObject({ allowed: true, tier: 'premium', limit: 50, remaining: 46 })

@@ -32,6 +32,7 @@ describe('Redis Cluster', () => {
     const tagged = redisStore({
       client,
       prefix,
+      timeoutMs: 2000,
       clock: manualClock().now,
       hashTag: (level, key) => (level === 'org' ? key : key.split('/')[0]!),
     })
@@ -49,7 +50,7 @@ describe('Redis Cluster', () => {
   })
 
   it('refunds earlier slot groups exactly when a later group refuses', async () => {
-    const store = redisStore({ client, prefix: uniquePrefix(), clock: manualClock().now })
+    const store = redisStore({ client, prefix: uniquePrefix(), timeoutMs: 2000, clock: manualClock().now })
     const user = frozen(5)
     const org = frozen(1)
     const chain = [op('user', 'u1', user), op('org', 'acme', org)]

@@ -32,7 +32,13 @@ async function twoServers(registryRefreshMs?: number) {
   const clock = manualClock()
   const make = async (): Promise<Limiter> => {
     const limiter = createLimiter({
-      store: redisStore({ client: await client(), prefix, clock: clock.now, registryRefreshMs }),
+      store: redisStore({
+        client: await client(),
+        prefix,
+        timeoutMs: 2000,
+        clock: clock.now,
+        registryRefreshMs,
+      }),
       clock: clock.now,
       levels: ['user', 'org'],
       tiers,
@@ -103,7 +109,7 @@ describe('registry in Redis', () => {
 
   it('writes conditionally and atomically, and close() drops the subscriber', async () => {
     const prefix = uniquePrefix()
-    const store = redisStore({ client: await client(), prefix })
+    const store = redisStore({ client: await client(), prefix, timeoutMs: 2000 })
     const heard: unknown[] = []
     const unsubscribe = store.registry.subscribe((change) => heard.push(change))
     await within(1000, async () => (await subscribers(prefix)) === 1)

@@ -67,7 +67,7 @@ describe('options', () => {
 
 describe('decisions on Redis time', () => {
   it("takes now from Redis's TIME, not from this process", async () => {
-    const store = redisStore({ client, prefix: uniquePrefix() })
+    const store = redisStore({ client, prefix: uniquePrefix(), timeoutMs: 2000 })
     const [before] = await client.time()
     const result = await store.consume([op('t', policy(10, 10))])
     const [after] = await client.time()
@@ -78,7 +78,7 @@ describe('decisions on Redis time', () => {
 
   it('expires a key when its bucket is full again, never for rate 0, and writes nothing on a peek', async () => {
     const prefix = uniquePrefix()
-    const store = redisStore({ client, prefix })
+    const store = redisStore({ client, prefix, timeoutMs: 2000 })
     const refilling = await store.consume([op('a', policy(10, 1, '1s'), 3)])
     expect(refilling.results[0]!.resetAfterMs).toBe(3000)
     const ttl = await client.pttl(`${prefix}{user:a}`)
@@ -95,7 +95,7 @@ describe('decisions on Redis time', () => {
 
   it('keeps a bucket state within 100 bytes of MEMORY USAGE for per-second and per-minute tiers', async () => {
     const prefix = 'tollgate:'
-    const store = redisStore({ client, prefix })
+    const store = redisStore({ client, prefix, timeoutMs: 2000 })
     const measure = async (key: string, p: Policy) => {
       await store.consume([op(key, p, 7)])
       const bytes = Number(await client.call('MEMORY', 'USAGE', `${prefix}{user:${key}}`))
@@ -126,7 +126,7 @@ describe('decisions on Redis time', () => {
   })
 
   it('loads the script again after SCRIPT FLUSH (NOSCRIPT) and counts the request once', async () => {
-    const store = redisStore({ client, prefix: uniquePrefix() })
+    const store = redisStore({ client, prefix: uniquePrefix(), timeoutMs: 2000 })
     const p = normalizePolicy({ capacity: 10, refill: 0 })
     expect((await store.consume([op('n', p)])).results[0]!.remaining).toBe(9)
     await client.script('FLUSH')
@@ -141,7 +141,7 @@ describe('decisions on Redis time', () => {
 
   it('keeps hostile keys apart: hash-tag braces, separators, lone surrogates, very long keys', async () => {
     const prefix = uniquePrefix()
-    const store = redisStore({ client, prefix })
+    const store = redisStore({ client, prefix, timeoutMs: 2000 })
     const p = normalizePolicy({ capacity: 1, refill: 0 })
     const long = 'k'.repeat(100_000)
     const keys = ['{x}', 'x', '}x{', 'a:b', 'a%3ab', '\ud800', '\udfff', '\ufffd', '#', long, `${long}!`]
