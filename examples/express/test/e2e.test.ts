@@ -1,4 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { describeExampleContract } from '@tollgate/example-shared/contract'
 
-describeExampleContract('express', fileURLToPath(new URL('..', import.meta.url)))
+const dir = fileURLToPath(new URL('..', import.meta.url))
+describeExampleContract('express', dir, { store: 'memory' })
+describeExampleContract('express', dir, { store: 'redis' })

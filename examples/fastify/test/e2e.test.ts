@@ -1,4 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { describeExampleContract } from '@tollgate/example-shared/contract'
 
-describeExampleContract('fastify', fileURLToPath(new URL('..', import.meta.url)))
+const dir = fileURLToPath(new URL('..', import.meta.url))
+describeExampleContract('fastify', dir, { store: 'memory' })
+describeExampleContract('fastify', dir, { store: 'redis' })

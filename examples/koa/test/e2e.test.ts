@@ -1,4 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { describeExampleContract } from '@tollgate/example-shared/contract'
 
-describeExampleContract('koa', fileURLToPath(new URL('..', import.meta.url)))
+const dir = fileURLToPath(new URL('..', import.meta.url))
+describeExampleContract('koa', dir, { store: 'memory' })
+describeExampleContract('koa', dir, { store: 'redis' })

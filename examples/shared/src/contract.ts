@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
+import { type RedisServer, startRedis } from '@tollgate/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const QUOTA_EXCEEDED = 'https://iana.org/assignments/http-problem-types#quota-exceeded'
@@ -18,10 +19,12 @@ async function freePort(): Promise<number> {
 /** Starts an example as its users do (TypeScript sources through tsx), on a free loopback port; one process, one PID. */
 async function startExample(
   dir: string,
+  redisUrl: string | undefined,
 ): Promise<{ url: string; child: ChildProcess; output: () => string }> {
   const port = await freePort()
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), ADMIN_TOKEN, HOST: '127.0.0.1' }
-  delete env.REDIS_URL
+  if (redisUrl) env.REDIS_URL = redisUrl
+  else delete env.REDIS_URL
   const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'src/main.ts'], {
     cwd: dir,
     env,
@@ -35,7 +38,10 @@ async function startExample(
     output += chunk
   })
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`example did not start in 30 s:\n${output}`)), 30_000)
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL') // by its PID: never leave a half-started example behind
+      reject(new Error(`example did not start in 30 s:\n${output}`))
+    }, 30_000)
     const check = () => {
       if (!output.includes('listening on')) return
       clearTimeout(timer)
@@ -61,17 +67,25 @@ async function stop(child: ChildProcess): Promise<void> {
  * The contract every example API keeps (see its README), driven over real HTTP against the started
  * example. Refusals are provoked by cost, never by racing the refill clock: each loop is bounded.
  */
-export function describeExampleContract(framework: string, exampleDir: string): void {
-  describe(`example API contract: ${framework}`, () => {
+export function describeExampleContract(
+  framework: string,
+  exampleDir: string,
+  options: { store: 'memory' | 'redis' } = { store: 'memory' },
+): void {
+  describe(`example API contract: ${framework} on ${options.store}`, () => {
     let url = ''
-    let child: ChildProcess | undefined
+    let redis: RedisServer | undefined
+    const children: ChildProcess[] = []
     beforeAll(async () => {
-      const started = await startExample(exampleDir)
+      if (options.store === 'redis') redis = await startRedis()
+      const started = await startExample(exampleDir, redis?.url)
+      children.push(started.child)
+      expect(started.output()).toContain(`(store: ${options.store})`)
       url = started.url
-      child = started.child
     }, 40_000)
     afterAll(async () => {
-      if (child) await stop(child)
+      for (const child of children) await stop(child)
+      await redis?.stop()
     })
 
     const get = (path: string, key?: string) =>
