@@ -350,6 +350,15 @@ export function describeAdapterConformance(name: string, makeApp: AdapterAppFact
       expect(warnings).toEqual([])
     })
 
+    it('keys IPv6 by the configured prefix length', async () => {
+      const { limiter } = limiterWith({ policy: perSecond(1) })
+      const { http } = await start({ app: { limiter, ipv6Subnet: 64 }, trustProxy: true })
+      const from = (address: string) => http.get('/hello').set('X-Forwarded-For', address)
+      expect((await from('2001:db8:0:1::1').expect(200)).body.keys).toEqual(['2001:db8:0:1::/64'])
+      await from('2001:db8:0:1:ffff::2').expect(429)
+      await from('2001:db8:0:2::1').expect(200)
+    })
+
     it("refuses with 503 temporary-reduced-capacity when the store fails under onStoreError 'closed'", async () => {
       const clock = manualClock()
       const outage = new TollgateError(ErrorCode.StoreUnavailable, 'store down')
