@@ -52,7 +52,8 @@ function find(rows, group, scenario, subject) {
 export function evaluateTargets(report) {
   const rows = summarize(report)
   const targets = []
-  const ratio = (a, b) => (a?.value && b?.value ? a.value.median / b.value.median : undefined)
+  // A figure from a row with wrong admissions or store errors counts for nothing: its speed is not a decision's.
+  const ratio = (a, b) => (a?.value && b?.value && a.correct ? a.value.median / b.value.median : undefined)
   const add = (name, value, goal, met, unit = '×') =>
     targets.push({ name, value, goal, unit, met: value === undefined ? null : met })
   for (const keys of [1, 100_000]) {
@@ -153,11 +154,10 @@ export function renderMarkdown(report) {
   )
   out.push('## Targets', '', '| target | measured | goal | met |', '|---|---:|---|---|')
   for (const t of report.targets) {
-    const value =
-      t.unit === 'ok' ? (t.met ? 'yes' : 'no') : t.unit === 'B' ? `${fmt(t.value)} B` : times(t.value)
-    out.push(
-      `| ${t.name} | ${value} | ${t.goal} | ${t.met === null ? 'not measured' : t.met ? '✅ met' : '❌ missed'} |`,
-    )
+    let value = t.unit === 'B' ? `${fmt(t.value)} B` : times(t.value)
+    if (t.unit === 'ok') value = t.met ? 'yes' : 'no'
+    else if (t.value === undefined) value = 'no valid figure'
+    out.push(`| ${t.name} | ${value} | ${t.goal} | ${t.met ? '✅ met' : '❌ missed'} |`)
   }
   const section = (group, title, head, line) => {
     const list = rows.filter((r) => r.group === group)
