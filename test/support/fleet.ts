@@ -17,6 +17,8 @@ export interface HammerConfig {
   durationMs: number
   maxRequests: number
   bucketMs?: number
+  /** ms each worker waits between requests; 0 hammers flat out. */
+  paceMs?: number
 }
 
 /** One app server's report (see children/hammer.mjs). */
@@ -94,8 +96,12 @@ export async function startFleet(count: number, config: HammerConfig): Promise<F
     pids: runs.map((run) => run.child.pid!),
     async go() {
       for (const run of runs) run.send({ go: true })
-      const outputs = await Promise.all(runs.map((run) => run.done))
-      return outputs.map((lines) => lines[lines.length - 1] as HammerReport)
+      const reports = Promise.all(runs.map((run) => run.done)).then((outputs) =>
+        outputs.map((lines) => lines[lines.length - 1] as HammerReport),
+      )
+      // A test that fails before awaiting this must not leave an unhandled rejection behind.
+      reports.catch(() => {})
+      return reports
     },
   }
 }
