@@ -1,4 +1,4 @@
-import { assess, type BucketResult, type BucketState, settle } from './algorithm.js'
+import { type Assessment, assess, type BucketResult, type BucketState, settle } from './algorithm.js'
 import type { Policy } from './policy.js'
 
 export interface ChainEntry {
@@ -20,14 +20,22 @@ export interface ChainOutcome {
  * them atomic (one JavaScript turn, one Lua script).
  */
 export function evaluateChain(entries: readonly ChainEntry[], now: number): ChainOutcome {
-  const assessments = entries.map((entry) => assess(entry.state, entry.policy, now, entry.cost))
-  const allowed = assessments.every((a) => a.fits)
-  const results: BucketResult[] = []
-  const states: (BucketState | undefined)[] = []
-  for (const a of assessments) {
+  const n = entries.length
+  const assessments: Assessment[] = new Array(n)
+  let allowed = true
+  for (let i = 0; i < n; i++) {
+    const entry = entries[i]!
+    const a = assess(entry.state, entry.policy, now, entry.cost)
+    assessments[i] = a
+    if (!a.fits) allowed = false
+  }
+  const results: BucketResult[] = new Array(n)
+  const states: (BucketState | undefined)[] = new Array(n)
+  for (let i = 0; i < n; i++) {
+    const a = assessments[i]!
     const settled = settle(a, allowed && a.cost > 0)
-    results.push(settled.result)
-    states.push(settled.state)
+    results[i] = settled.result
+    states[i] = settled.state
   }
   return { allowed, results, states }
 }

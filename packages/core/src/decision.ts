@@ -38,30 +38,35 @@ export interface Decision {
 export function summarize(
   levels: LevelDecision[],
   allowed: boolean,
-  meta: { cost: number; tier: string | undefined; now: number; degraded?: StoreErrorMode },
+  cost: number,
+  tier: string | undefined,
+  now: number,
+  degraded?: StoreErrorMode,
 ): Decision {
   let binding: LevelDecision | undefined
   let retryAfterMs = 0
   let delayMs = 0
-  for (const level of levels) {
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i]!
     if (level.retryAfterMs > retryAfterMs) retryAfterMs = level.retryAfterMs
     if (level.delayMs > delayMs) delayMs = level.delayMs
     if (allowed) {
       if (!binding || level.remaining < binding.remaining) binding = level
     } else if (!level.allowed && (!binding || level.retryAfterMs > binding.retryAfterMs)) binding = level
   }
-  const decision: Decision = {
+  return {
     allowed,
-    cost: meta.cost,
-    tier: meta.tier,
+    cost,
+    tier,
     binding: binding?.level,
-    remaining: binding ? binding.remaining : 0,
-    limit: binding ? binding.limit : 0,
+    // With no level in force nothing limits the request: Infinity says so (headers then send nothing).
+    remaining: binding ? binding.remaining : Number.POSITIVE_INFINITY,
+    limit: binding ? binding.limit : Number.POSITIVE_INFINITY,
     resetAfterMs: binding ? binding.resetAfterMs : 0,
     retryAfterMs,
     delayMs: allowed ? delayMs : 0,
     levels,
-    now: meta.now,
+    now,
+    degraded,
   }
-  return meta.degraded ? { ...decision, degraded: meta.degraded } : decision
 }

@@ -5,41 +5,47 @@ import type { ConsumeOp, ConsumeResult, RegistryChange, RegistryKind, RegistrySt
 /** ms clock; stores and the limiter take one so tests can drive time by hand. */
 export type Clock = () => number
 
-/** A monotonic ms clock anchored at the wall clock when the process started. */
-export const monotonicClock: Clock = () => Math.floor(performance.timeOrigin + performance.now())
+const timeOrigin = performance.timeOrigin
 
-/** Where an in-process store keeps bucket states. `ttlMs` is when the bucket is full again (Infinity: never). */
+/** A monotonic ms clock anchored at the wall clock when the process started. */
+export const monotonicClock: Clock = () => Math.floor(timeOrigin + performance.now())
+
+/**
+ * Where an in-process store keeps bucket states. Expiry needs no timer and no clock here: a state
+ * whose bucket is full again is the same as no state, and the store treats it so when read.
+ */
 export interface StateCache {
   get(key: string): BucketState | undefined
-  set(key: string, state: BucketState, ttlMs: number): void
+  set(key: string, state: BucketState): void
   delete(key: string): boolean
 }
 
 /**
- * A bounded Map in least-recently-used order with lazy expiry: enough for the limiter's own
- * fallback buckets. @tollgate/memory plugs lru-cache in instead and adds eviction reports and snapshots.
+ * A bounded Map in least-recently-used order: enough for the limiter's own fallback buckets.
+ * @tollgate/memory plugs lru-cache in instead and adds eviction reports, purging and snapshots.
  */
-export function boundedMapCache(maxKeys: number, clock: Clock): StateCache {
-  const entries = new Map<string, { state: BucketState; expiresAt: number }>()
+export function boundedMapCache(maxKeys: number): StateCache {
+  const entries = new Map<string, BucketState>()
   return {
     get(key) {
-      const entry = entries.get(key)
-      if (!entry) return undefined
-      if (entry.expiresAt <= clock()) {
-        entries.delete(key)
-        return undefined
-      }
+      const state = entries.get(key)
+      if (state === undefined) return undefined
       entries.delete(key)
-      entries.set(key, entry)
-      return entry.state
+      entries.set(key, state)
+      return state
     },
-    set(key, state, ttlMs) {
+    set(key, state) {
       entries.delete(key)
-      entries.set(key, { state, expiresAt: clock() + ttlMs })
+      entries.set(key, state)
       if (entries.size > maxKeys) entries.delete(entries.keys().next().value as string)
     },
     delete: (key) => entries.delete(key),
   }
+}
+
+/** True when a state's bucket is full again at `now`: it can be forgotten (it expires). */
+export function isExpired(state: BucketState, now: number): boolean {
+  return stateTtlMs(state, now) <= 0
 }
 
 /** The in-process bucket key: level and key joined by a character neither may contain ambiguously. */
@@ -138,16 +144,38 @@ export class InProcessStore implements Store {
   /** The synchronous decision, for callers that want to skip a promise. */
   consumeNow(ops: readonly ConsumeOp[]): ConsumeResult {
     const now = Math.floor(this.clock())
-    const ids = ops.map((op) => bucketId(op.level, op.key))
-    const entries: ChainEntry[] = ops.map((op, i) => ({
-      state: this.cache.get(ids[i]!),
-      policy: op.policy,
-      cost: op.cost,
-    }))
+    const n = ops.length
+    const ids: string[] = new Array(n)
+    const held: (BucketState | undefined)[] = new Array(n)
+    const entries: ChainEntry[] = new Array(n)
+    for (let i = 0; i < n; i++) {
+      const op = ops[i]!
+      const id = bucketId(op.level, op.key)
+      ids[i] = id
+      // A full bucket reads as absent; its entry is overwritten on the next charge or swept by a purge.
+      const state = this.cache.get(id)
+      held[i] = state
+      entries[i] = {
+        state: state !== undefined && isExpired(state, now) ? undefined : state,
+        policy: op.policy,
+        cost: op.cost,
+      }
+    }
     const outcome = evaluateChain(entries, now)
-    outcome.states.forEach((state, i) => {
-      if (state) this.cache.set(ids[i]!, state, stateTtlMs(state, now))
-    })
+    for (let i = 0; i < n; i++) {
+      const next = outcome.states[i]
+      if (next === undefined) continue
+      // The get above already made this entry the most recent: updating the held object in place spares a set.
+      const previous = held[i]
+      if (previous === undefined) this.cache.set(ids[i]!, next)
+      else {
+        previous.tat = next.tat
+        previous.frac = next.frac
+        previous.capacity = next.capacity
+        previous.tokens = next.tokens
+        previous.per = next.per
+      }
+    }
     return { allowed: outcome.allowed, now, results: outcome.results }
   }
 

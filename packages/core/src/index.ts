@@ -36,6 +36,7 @@ export {
   InProcessRegistry,
   InProcessStore,
   type InProcessStoreOptions,
+  isExpired,
   monotonicClock,
   type StateCache,
 } from './in-process.js'

@@ -118,6 +118,11 @@ function registryId(level: string, key: string): string {
   return `${level}\u0000${key}`
 }
 
+function splitRegistryId(id: string): [level: string, key: string] {
+  const at = id.indexOf('\u0000')
+  return [id.slice(0, at), id.slice(at + 1)]
+}
+
 function parseLevels(specs: readonly LevelSpec[] | undefined): Level[] {
   if (specs !== undefined && (!Array.isArray(specs) || specs.length === 0)) {
     throw optionError('levels', specs, 'a non-empty array of level names')
@@ -227,7 +232,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
 
   const store: Store =
     options.store ??
-    new InProcessStore({ cache: boundedMapCache(100_000, clock), clock, name: 'default-in-process' })
+    new InProcessStore({ cache: boundedMapCache(100_000), clock, name: 'default-in-process' })
   if (typeof store !== 'object' || store === null || typeof store.consume !== 'function' || !store.registry) {
     throw optionError('store', store, 'a Store (memoryStore(), redisStore({ client }), ...)')
   }
@@ -245,12 +250,49 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     }
   }
 
-  // ---- registry cache: tiers in full, assignments and custom buckets per key (with negative entries)
+  // ---- registry cache: tiers in full; assignments and custom buckets per (level, key), absences included
   let tiers = configuredTiers
   let tiersLoaded: Promise<void> | undefined
   let tiersReady = false
-  const cached = new Map<string, Policy | string | null>()
-  const cacheKey = (kind: RegistryKind, id: string) => `${kind}\u0001${id}`
+  /** What the registry said of one key at one level; undefined = not asked yet, null = nothing there. */
+  interface CachedEntry {
+    assignment: string | null | undefined
+    bucket: Policy | null | undefined
+  }
+  const cachedByLevel = levels.map(() => new Map<string, CachedEntry>())
+  let cachedCount = 0
+  const cachedEntry = (levelIndex: number, key: string): CachedEntry | undefined =>
+    cachedByLevel[levelIndex]!.get(key)
+  function remember(
+    levelIndex: number,
+    key: string,
+    kind: 'assignment' | 'bucket',
+    value: Policy | string | null,
+  ): void {
+    const map = cachedByLevel[levelIndex]!
+    let entry = map.get(key)
+    if (!entry) {
+      if (cachedCount >= cacheSize) forgetAll()
+      if (cacheSize === 0) return
+      entry = { assignment: undefined, bucket: undefined }
+      map.set(key, entry)
+      cachedCount++
+    }
+    if (kind === 'assignment') entry.assignment = value as string | null
+    else entry.bucket = value as Policy | null
+  }
+  function rememberRef(
+    level: string,
+    key: string,
+    kind: 'assignment' | 'bucket',
+    value: Policy | string | null,
+  ): void {
+    remember(levelNames.indexOf(level), key, kind, value)
+  }
+  function forgetAll(): void {
+    for (const map of cachedByLevel) map.clear()
+    cachedCount = 0
+  }
 
   // Bumped by every invalidation: a registry read that was in flight across one must not be cached as fresh.
   let generation = 0
@@ -282,8 +324,13 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
   }
   const unsubscribe = store.registry.subscribe((change?: RegistryChange) => {
     generation++
-    if (!change) cached.clear()
-    else cached.delete(cacheKey(change.kind, change.id))
+    if (!change) forgetAll()
+    else if (change.kind !== 'tier') {
+      const [level, key] = splitRegistryId(change.id)
+      const levelIndex = levelNames.indexOf(level)
+      const entry = levelIndex < 0 ? undefined : cachedEntry(levelIndex, key)
+      if (entry) entry[change.kind] = undefined
+    }
     if (!change || change.kind === 'tier') {
       tiersReady = false
       tiersLoaded = undefined
@@ -302,31 +349,13 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     }
   }
 
-  /**
-   * Reads these registry ids in one store call and caches them, unless an invalidation arrived meanwhile
-   * (then the answer serves this decision only). Returns what it read, keyed like the cache.
-   */
-  async function fetchRegistry(
-    kind: RegistryKind,
-    ids: string[],
-    into: Map<string, Policy | string | null>,
-  ): Promise<void> {
-    const startedAt = generation
-    const values = await store.registry.getMany(kind, ids)
-    const fresh = startedAt === generation
-    if (fresh && cached.size + ids.length > cacheSize) cached.clear()
-    ids.forEach((id, i) => {
-      const value = parseRegistryValue(kind, values[i])
-      into.set(cacheKey(kind, id), value)
-      if (fresh) cached.set(cacheKey(kind, id), value)
-    })
-  }
-
   // ---- resolving a subject into store ops
   interface Resolved {
     ops: ConsumeOp[]
     tier: string | undefined
   }
+  /** Registry answers read for one decision: by level index, [assignment, bucket]. */
+  type Fetched = Map<number, [string | null | undefined, Policy | null | undefined]>
 
   function subjectKeys(subject: Subject): (string | undefined)[] {
     if (typeof subject === 'string') {
@@ -336,7 +365,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     if (typeof subject !== 'object' || subject === null || Array.isArray(subject)) {
       throw invalid(ErrorCode.InvalidSubject, 'subject', subject, 'a key string or an object of level keys')
     }
-    for (const name of Object.keys(subject)) checkLevel(name, 'subject')
+    for (const name in subject) checkLevel(name, 'subject')
     return levels.map((level) => {
       const key = subject[level.name]
       if (key === undefined || key === null) return level.fixedKey
@@ -355,44 +384,74 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     return tier
   }
 
-  async function resolve(
+  /** True when every registry answer this decision needs is cached: the decision can be resolved at once. */
+  function cachedEnough(keys: (string | undefined)[], forcedTier: string | undefined): boolean {
+    if (!tiersReady) return false
+    const wantsAssignment = usesTiers && forcedTier === undefined
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]
+      if (key === undefined) continue
+      const entry = cachedEntry(i, key)
+      if (!entry || entry.bucket === undefined || (wantsAssignment && entry.assignment === undefined))
+        return false
+    }
+    return true
+  }
+
+  /** Reads what the cache lacks in one store call per kind; caches it unless an invalidation came meanwhile. */
+  async function fetchMissing(
+    keys: (string | undefined)[],
+    forcedTier: string | undefined,
+  ): Promise<Fetched> {
+    const fetched: Fetched = new Map()
+    // While the store is failing, registry look-ups are skipped: decide with the configured tiers and what is cached.
+    if (openUntil !== 0) return fetched
+    const waitTiers = ensureTiers()
+    if (waitTiers) await waitTiers.catch(recordFailure)
+    const wantsAssignment = usesTiers && forcedTier === undefined
+    const missing = { assignment: [] as number[], bucket: [] as number[] }
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]
+      if (key === undefined) continue
+      const entry = cachedEntry(i, key)
+      if (wantsAssignment && entry?.assignment === undefined) missing.assignment.push(i)
+      if (entry?.bucket === undefined) missing.bucket.push(i)
+    }
+    const startedAt = generation
+    const read = async (kind: 'assignment' | 'bucket') => {
+      const indexes = missing[kind]
+      if (indexes.length === 0) return
+      const values = await store.registry.getMany(
+        kind,
+        indexes.map((i) => registryId(levelNames[i]!, keys[i]!)),
+      )
+      const fresh = startedAt === generation
+      indexes.forEach((levelIndex, n) => {
+        const value = parseRegistryValue(kind, values[n])
+        const slot = fetched.get(levelIndex) ?? [undefined, undefined]
+        slot[kind === 'assignment' ? 0 : 1] = value as never
+        fetched.set(levelIndex, slot)
+        if (fresh) remember(levelIndex, keys[levelIndex]!, kind, value)
+      })
+    }
+    await Promise.all([read('assignment'), read('bucket')]).catch(recordFailure)
+    return fetched
+  }
+
+  /** Turns keys into store ops with the policies in force: custom bucket, else tier, else level policy. */
+  function resolve(
     keys: (string | undefined)[],
     cost: number,
     forcedTier: string | undefined,
-  ): Promise<Resolved> {
-    // While the store is failing, registry look-ups are skipped: decide with the configured tiers and what is cached.
-    const storeHealthy = openUntil === 0
-    const waitTiers = storeHealthy ? ensureTiers() : undefined
-    if (waitTiers) await waitTiers.catch(recordFailure)
+    fetched: Fetched | undefined,
+  ): Resolved {
     if (forcedTier !== undefined) checkTier(forcedTier, 'tier')
-    // Registry look-ups that miss the cache, fetched together.
-    const missing: Record<'assignment' | 'bucket', string[]> = { assignment: [], bucket: [] }
-    for (let i = 0; i < levels.length; i++) {
-      const key = keys[i]
-      if (key === undefined) continue
-      const id = registryId(levels[i]!.name, key)
-      if (usesTiers && forcedTier === undefined && !cached.has(cacheKey('assignment', id)))
-        missing.assignment.push(id)
-      if (!cached.has(cacheKey('bucket', id))) missing.bucket.push(id)
-    }
-    let fetched: Map<string, Policy | string | null> | undefined
-    if (storeHealthy && (missing.assignment.length || missing.bucket.length)) {
-      fetched = new Map()
-      await Promise.all([
-        missing.assignment.length ? fetchRegistry('assignment', missing.assignment, fetched!) : undefined,
-        missing.bucket.length ? fetchRegistry('bucket', missing.bucket, fetched!) : undefined,
-      ]).catch(recordFailure)
-    }
-    const lookup = (kind: RegistryKind, level: string, key: string) => {
-      const id = cacheKey(kind, registryId(level, key))
-      return fetched?.has(id) ? fetched.get(id) : cached.get(id)
-    }
     let tier = forcedTier
     if (usesTiers && tier === undefined) {
       for (let i = 0; i < levels.length && tier === undefined; i++) {
         const key = keys[i]
         if (key === undefined) continue
-        const assigned = lookup('assignment', levels[i]!.name, key)
+        const assigned = fetched?.get(i)?.[0] ?? cachedEntry(i, key)?.assignment
         if (typeof assigned === 'string' && tiers.has(assigned)) tier = assigned
       }
       tier ??= defaultTier
@@ -402,11 +461,10 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     for (let i = 0; i < levels.length; i++) {
       const key = keys[i]
       if (key === undefined) continue
-      const name = levels[i]!.name
-      const custom = lookup('bucket', name, key)
+      const name = levelNames[i]!
       const policy =
-        (custom && typeof custom === 'object' ? custom : undefined) ??
-        tierPolicies?.get(name) ??
+        (fetched?.get(i)?.[1] ?? cachedEntry(i, key)?.bucket) ||
+        tierPolicies?.get(name) ||
         basePolicies.get(name)
       if (policy) ops.push({ level: name, key, policy, cost })
     }
@@ -419,7 +477,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
   let degradedSince: number | undefined
   let probing = false
   const localStore = new InProcessStore({
-    cache: boundedMapCache(100_000, clock),
+    cache: boundedMapCache(100_000),
     clock,
     name: 'local-fallback',
   })
@@ -476,30 +534,50 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     }
   }
 
-  async function consume(ops: ConsumeOp[]): Promise<{ result: ConsumeResult; degraded?: StoreErrorMode }> {
+  type Outcome = { result: ConsumeResult; degraded?: StoreErrorMode }
+
+  function storeFailed(ops: ConsumeOp[], error: unknown): Outcome {
+    if (
+      error instanceof TollgateError &&
+      error.code !== ErrorCode.StoreTimeout &&
+      error.code !== ErrorCode.StoreUnavailable
+    ) {
+      throw error
+    }
+    recordFailure(error)
+    return fallback(ops)
+  }
+
+  /** Asks the store, unless the circuit is open; a failure is decided by `onStoreError` instead. */
+  function consume(ops: ConsumeOp[]): Outcome | Promise<Outcome> {
     // While the circuit is open only one probe at a time reaches the store; the rest decide at once.
     let probe = false
     if (openUntil > 0) {
       if (clock() < openUntil || probing) return fallback(ops)
       probe = probing = true
     }
-    try {
-      const result = await store.consume(ops)
-      recordSuccess()
-      return { result }
-    } catch (error) {
-      if (
-        error instanceof TollgateError &&
-        error.code !== ErrorCode.StoreTimeout &&
-        error.code !== ErrorCode.StoreUnavailable
-      ) {
-        throw error
+    if (store.consumeNow) {
+      try {
+        const result = store.consumeNow(ops)
+        recordSuccess()
+        return { result }
+      } catch (error) {
+        return storeFailed(ops, error)
+      } finally {
+        if (probe) probing = false
       }
-      recordFailure(error)
-      return fallback(ops)
-    } finally {
-      if (probe) probing = false
     }
+    return store.consume(ops).then(
+      (result) => {
+        if (probe) probing = false
+        recordSuccess()
+        return { result }
+      },
+      (error: unknown) => {
+        if (probe) probing = false
+        return storeFailed(ops, error)
+      },
+    )
   }
 
   function toDecision(
@@ -508,16 +586,24 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     cost: number,
     tier: string | undefined,
   ): Decision {
-    const levelsOut: LevelDecision[] = outcome.result.results.map((r, i) => {
+    const results = outcome.result.results
+    const levelsOut: LevelDecision[] = new Array(results.length)
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i]!
       const op = ops[i]!
-      return { ...r, level: op.level, key: op.key, limit: op.policy.capacity, policy: op.policy }
-    })
-    return summarize(levelsOut, outcome.result.allowed, {
-      cost,
-      tier,
-      now: outcome.result.now,
-      ...(outcome.degraded ? { degraded: outcome.degraded } : {}),
-    })
+      levelsOut[i] = {
+        level: op.level,
+        key: op.key,
+        limit: op.policy.capacity,
+        policy: op.policy,
+        allowed: r.allowed,
+        remaining: r.remaining,
+        resetAfterMs: r.resetAfterMs,
+        retryAfterMs: r.retryAfterMs,
+        delayMs: r.delayMs,
+      }
+    }
+    return summarize(levelsOut, outcome.result.allowed, cost, tier, outcome.result.now, outcome.degraded)
   }
 
   const limiter: Limiter = {
@@ -530,11 +616,14 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     async check(subject, checkOptions) {
       const cost = checkOptions?.cost === undefined ? 1 : validateCost(checkOptions.cost)
       const keys = subjectKeys(subject)
-      const { ops, tier } = await resolve(keys, cost, checkOptions?.tier)
+      const forcedTier = checkOptions?.tier
+      // The common case resolves from the cache at once; only a miss waits on the registry.
+      const fetched = cachedEnough(keys, forcedTier) ? undefined : await fetchMissing(keys, forcedTier)
+      const { ops, tier } = resolve(keys, cost, forcedTier, fetched)
       const outcome = ops.length
-        ? await consume(ops)
+        ? consume(ops)
         : { result: { allowed: true, now: Math.floor(clock()), results: [] } }
-      const decision = toDecision(ops, outcome, cost, tier)
+      const decision = toDecision(ops, 'then' in outcome ? await outcome : outcome, cost, tier)
       if (listeners.size) emit({ type: 'decision', decision })
       return decision
     },
@@ -553,7 +642,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
           },
         )
       }
-      cached.set(cacheKey('bucket', id), parsed)
+      rememberRef(level, key, 'bucket', parsed)
     },
 
     async updateBucket(ref, policy) {
@@ -563,14 +652,14 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       if (!(await store.registry.put('bucket', id, JSON.stringify(policyToInput(parsed)), 'present'))) {
         throw unknownBucket(level, key)
       }
-      cached.set(cacheKey('bucket', id), parsed)
+      rememberRef(level, key, 'bucket', parsed)
     },
 
     async deleteBucket(ref) {
       const { level, key } = checkRef(ref)
       const id = registryId(level, key)
       if (!(await store.registry.delete('bucket', id))) throw unknownBucket(level, key)
-      cached.set(cacheKey('bucket', id), null)
+      rememberRef(level, key, 'bucket', null)
       await store.reset(level, key)
     },
 
@@ -579,7 +668,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       const index = levelNames.indexOf(level)
       const keys: (string | undefined)[] = levels.map(() => undefined)
       keys[index] = key
-      const { ops, tier } = await resolve(keys, 0, getOptions?.tier)
+      const { ops, tier } = resolve(keys, 0, getOptions?.tier, await fetchMissing(keys, getOptions?.tier))
       const op = ops[0]
       if (!op) throw unknownBucket(level, key)
       const [customValue] = await store.registry.getMany('bucket', [registryId(level, key)])
@@ -605,12 +694,12 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       const id = registryId(level, key)
       if (tier === null) {
         await store.registry.delete('assignment', id)
-        cached.set(cacheKey('assignment', id), null)
+        rememberRef(level, key, 'assignment', null)
         return
       }
       checkTier(tier, 'tier')
       await store.registry.put('assignment', id, JSON.stringify(tier))
-      cached.set(cacheKey('assignment', id), tier)
+      rememberRef(level, key, 'assignment', tier)
     },
 
     async getTier(ref) {

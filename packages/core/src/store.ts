@@ -48,6 +48,11 @@ export interface RegistryStore {
 export interface Store {
   readonly name: string
   consume(ops: readonly ConsumeOp[]): Promise<ConsumeResult>
+  /**
+   * Optional: the same decision made synchronously, for stores that decide in this process. The limiter
+   * prefers it, saving a promise per decision; it must never do I/O.
+   */
+  consumeNow?(ops: readonly ConsumeOp[]): ConsumeResult
   /** Forgets a bucket's state (it is full again). Resolves whether there was any. */
   reset(level: string, key: string): Promise<boolean>
   readonly registry: RegistryStore

@@ -100,7 +100,9 @@ describe('rateLimitHeaders', () => {
         },
       ],
       true,
-      { cost: 0, tier: undefined, now: 0 },
+      0,
+      undefined,
+      0,
     )
     expect(rateLimitHeaders(decision)[0]).toEqual(['RateLimit-Policy', '"te\\"am\\\\?";q=1;w=1'])
   })

@@ -12,7 +12,7 @@ import {
 
 /** A real in-process store behind a switch: a fault injector, not a mock. */
 function switchableStore(clock: () => number) {
-  const inner = new InProcessStore({ cache: boundedMapCache(1000, clock), clock })
+  const inner = new InProcessStore({ cache: boundedMapCache(1000), clock })
   let down = false
   let calls = 0
   const store: Store = {
@@ -197,7 +197,7 @@ describe('events', () => {
 describe('registry cache', () => {
   it('does not keep an answer that was in flight when an invalidation arrived', async () => {
     const clock = () => 0
-    const inner = new InProcessStore({ cache: boundedMapCache(100, clock), clock })
+    const inner = new InProcessStore({ cache: boundedMapCache(100), clock })
     let release: (() => void) | undefined
     const registry = {
       ...inner.registry,
@@ -211,7 +211,12 @@ describe('registry cache', () => {
       delete: inner.registry.delete.bind(inner.registry),
       subscribe: inner.registry.subscribe.bind(inner.registry),
     }
-    const store: Store = { name: 'slow-registry', registry, consume: (ops) => inner.consume(ops), reset: (l, k) => inner.reset(l, k) }
+    const store: Store = {
+      name: 'slow-registry',
+      registry,
+      consume: (ops) => inner.consume(ops),
+      reset: (l, k) => inner.reset(l, k),
+    }
     const tiers = { free: { key: { capacity: 1, refill: 1 } }, pro: { key: { capacity: 9, refill: 1 } } }
     const limiter = createLimiter({ store, clock, tiers })
     const admin = createLimiter({ store, clock, tiers })

@@ -4,10 +4,10 @@ import {
   ErrorCode,
   InProcessRegistry,
   InProcessStore,
+  isExpired,
   monotonicClock,
   type RegistryKind,
   type StateCache,
-  stateTtlMs,
   TollgateError,
 } from '@tollgate/core'
 import { LRUCache } from 'lru-cache'
@@ -22,7 +22,7 @@ export interface MemoryStoreOptions {
 }
 
 export interface MemoryStoreStats {
-  /** Buckets held now (expired ones count until touched or purged). */
+  /** Buckets held now (full ones count until touched or purged). */
   readonly size: number
   readonly maxKeys: number
   /** Buckets dropped to make room since the store was made. Each such tenant starts again with a full bucket. */
@@ -48,7 +48,7 @@ export const DEFAULT_MAX_KEYS = 1_000_000
  */
 export class MemoryStore extends InProcessStore {
   private readonly lru: LRUCache<string, BucketState>
-  private evicted = 0
+  private readonly counters: { evictions: number }
   readonly maxKeys: number
 
   constructor(options: MemoryStoreOptions = {}) {
@@ -71,38 +71,45 @@ export class MemoryStore extends InProcessStore {
       })
     }
     const onEvict = options.onEvict
+    const counters = { evictions: 0 }
+    // No lru-cache TTL: a state whose bucket is full again reads as absent (core drops it on access) and
+    // purgeStale() sweeps the rest, so expiry costs no clock reads or bookkeeping on the hot path.
     const lru = new LRUCache<string, BucketState>({
       max: maxKeys,
-      ttlAutopurge: false,
-      // Expiry reads the store's own clock each time (no cached "now"), so a manual clock expires entries exactly.
-      ttlResolution: 0,
-      perf: { now: clock },
       dispose: (_state, id, reason) => {
-        if (reason !== 'evict' || !this) return
-        this.evicted++
+        if (reason !== 'evict') return
+        counters.evictions++
         onEvict?.(id)
       },
     })
     const cache: StateCache = {
       get: (id) => lru.get(id),
-      set: (id, state, ttlMs) => {
-        if (ttlMs <= 0) lru.delete(id)
-        else lru.set(id, state, { ttl: Number.isFinite(ttlMs) ? ttlMs : 0 })
+      set: (id, state) => {
+        lru.set(id, state)
       },
       delete: (id) => lru.delete(id),
     }
     super({ cache, clock, registry: new InProcessRegistry(), name: 'memory' })
     this.lru = lru
     this.maxKeys = maxKeys
+    this.counters = counters
   }
 
   stats(): MemoryStoreStats {
-    return { size: this.lru.size, maxKeys: this.maxKeys, evictions: this.evicted }
+    return { size: this.lru.size, maxKeys: this.maxKeys, evictions: this.counters.evictions }
   }
 
-  /** Drops expired buckets now (they are dropped lazily otherwise). */
-  purgeStale(): void {
-    this.lru.purgeStale()
+  /** Drops every bucket that is full again (they are dropped lazily, when touched, otherwise). */
+  purgeStale(): number {
+    const now = Math.floor(this.clock())
+    let purged = 0
+    for (const [id, state] of this.lru.entries()) {
+      if (isExpired(state, now)) {
+        this.lru.delete(id)
+        purged++
+      }
+    }
+    return purged
   }
 
   /** A JSON-safe snapshot of every live bucket and the registry, for persistence across restarts. */
@@ -158,7 +165,7 @@ export class MemoryStore extends InProcessStore {
       states.push([id, { tat: s!.tat, frac: s!.frac, capacity: s!.capacity, tokens: s!.tokens, per: s!.per }])
     }
     this.lru.clear()
-    for (const [id, state] of states) this.cache.set(id, state, stateTtlMs(state, now))
+    for (const [id, state] of states) if (!isExpired(state, now)) this.cache.set(id, state)
     this.registry.replace(snapshot.registry ?? {})
   }
 }

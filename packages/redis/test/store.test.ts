@@ -197,7 +197,7 @@ describe('the same maths as core', () => {
       fc.asyncProperty(policyArb, policyArb, fc.array(stepArb, { maxLength: 30 }), async (p0, p1, steps) => {
         const clock = manualClock()
         const store = redisStore({ client, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 5000 })
-        const reference = new InProcessStore({ cache: boundedMapCache(100, clock.now), clock: clock.now })
+        const reference = new InProcessStore({ cache: boundedMapCache(100), clock: clock.now })
         const policies = [p0, p1]
         for (const step of steps) {
           if (step.kind === 'advance') clock.advance(step.ms)
