@@ -53,10 +53,14 @@ export interface Fleet {
 }
 
 /** Starts `count` app-server processes and waits until each is connected and warmed up. */
-export async function startFleet(count: number, config: HammerConfig): Promise<Fleet> {
+export async function startFleet(
+  count: number,
+  config: HammerConfig,
+  perServer: (index: number) => { nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = () => ({}),
+): Promise<Fleet> {
   const timeLimitMs = config.durationMs + 60_000
-  const runs: ChildRun[] = Array.from({ length: count }, () =>
-    runChild('hammer.mjs', [JSON.stringify(config)], { timeLimitMs }),
+  const runs: ChildRun[] = Array.from({ length: count }, (_, i) =>
+    runChild('hammer.mjs', [JSON.stringify(config)], { timeLimitMs, ...perServer(i) }),
   )
   const kill = () => {
     for (const run of runs)
