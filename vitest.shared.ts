@@ -2,7 +2,9 @@ import { relative, resolve } from 'node:path'
 import { defineConfig } from 'vitest/config'
 
 /** Tests run against the TypeScript sources of workspace packages (their `source` export condition). */
-const conditions = ['source', 'import', 'module', 'node', 'default']
+// No 'import': Vite adds 'import' or 'require' per import itself; forcing 'import' makes require() of CommonJS
+// dependencies (express → router → is-promise) load their ESM build.
+const conditions = ['source', 'module', 'node', 'default']
 const root = import.meta.dirname
 const reportName = relative(root, process.cwd()).replaceAll('/', '-') || 'root'
 
