@@ -33,7 +33,20 @@ export function headerFormats(option: unknown, field = 'headers'): HeaderFormat[
       )
     }
   }
-  return [...new Set(list as HeaderFormat[])]
+  const formats = [...new Set(list as HeaderFormat[])]
+  // ietf/draft-8, draft-7 and draft-6 all write RateLimit-Policy (and some RateLimit): only one can be sent.
+  const rateLimitForms = new Set(
+    formats.filter((f) => f !== 'legacy').map((f) => (f === 'draft-8' ? 'ietf' : f)),
+  )
+  if (rateLimitForms.size > 1) {
+    throw invalid(
+      ErrorCode.InvalidOption,
+      field,
+      option,
+      "at most one of 'ietf' (or 'draft-8'), 'draft-7', 'draft-6', plus 'legacy'",
+    )
+  }
+  return formats
 }
 
 const seconds = (ms: number): number => (ms <= 0 ? 0 : Math.ceil(ms / 1000))

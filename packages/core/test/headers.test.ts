@@ -43,10 +43,13 @@ describe('rateLimitHeaders', () => {
 
   it('writes the older forms from the binding level', async () => {
     const refused = (await chainDecisions())[10]!
-    const pairs = rateLimitHeaders(refused, ['draft-7', 'draft-6', 'legacy'])
-    expect(pairs).toEqual([
+    expect(rateLimitHeaders(refused, ['draft-7'])).toEqual([
       ['RateLimit-Policy', '10;w=1'],
       ['RateLimit', 'limit=10, remaining=0, reset=1'],
+      ['Retry-After', '1'],
+    ])
+    const pairs = rateLimitHeaders(refused, ['draft-6', 'legacy'])
+    expect(pairs).toEqual([
       ['RateLimit-Policy', '10;w=1'],
       ['RateLimit-Limit', '10'],
       ['RateLimit-Remaining', '0'],
@@ -62,7 +65,11 @@ describe('rateLimitHeaders', () => {
     const limiter = createLimiter({ policy: { capacity: 2, refill: 0 } })
     await limiter.check('t', { cost: 2 })
     const never = await limiter.check('t')
-    const pairs = rateLimitHeaders(never, ['ietf', 'draft-7', 'draft-6', 'legacy'])
+    const pairs = [
+      ...rateLimitHeaders(never, ['ietf', 'legacy']),
+      ...rateLimitHeaders(never, ['draft-7']),
+      ...rateLimitHeaders(never, ['draft-6']),
+    ]
     for (const [, value] of pairs) expect(value).not.toMatch(/Infinity|NaN|-\d|\d\.\d/)
     expect(pairs.find(([name]) => name === 'Retry-After')).toBeUndefined()
     expect(pairs).toContainEqual(['RateLimit-Policy', '"key";q=2'])
@@ -111,7 +118,13 @@ describe('rateLimitHeaders', () => {
     expect(headerFormats(undefined)).toEqual(['ietf'])
     expect(headerFormats(false)).toEqual([])
     expect(headerFormats(['legacy', 'legacy'])).toEqual(['legacy'])
+    expect(headerFormats(['ietf', 'draft-8', 'legacy'])).toEqual(['ietf', 'draft-8', 'legacy'])
     expect(() => headerFormats('draft-99')).toThrowError(TollgateError)
+    // two forms that both write RateLimit-Policy cannot be sent together
+    expect(() => headerFormats(['ietf', 'draft-7'])).toThrowError(
+      expect.objectContaining({ code: ErrorCode.InvalidOption, field: 'headers' }),
+    )
+    expect(() => headerFormats(['draft-6', 'draft-7'])).toThrowError(TollgateError)
     try {
       headerFormats(['ietf', 'x'])
     } catch (error) {
