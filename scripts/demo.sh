@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
-# The demo command: installs, builds and starts the Express example API on http://127.0.0.1:${PORT:-3000}.
+# The demo command: installs dependencies and starts the Express example API on http://127.0.0.1:${PORT:-3000}
+# (memory store; set REDIS_URL=redis://127.0.0.1:6379 to share buckets through Redis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export TURBO_TELEMETRY_DISABLED=1
-pnpm() { npx --yes pnpm@10.34.9 "$@"; }
-pnpm install --frozen-lockfile
-pnpm exec turbo run build --filter=@tollgate/example-express... --output-logs=errors-only
+npx --yes pnpm@10.34.9 install --frozen-lockfile
 exec npx --yes pnpm@10.34.9 -C examples/express start
