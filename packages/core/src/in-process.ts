@@ -62,6 +62,10 @@ export class InProcessRegistry implements RegistryStore {
   }
   private readonly listeners = new Set<(change?: RegistryChange) => void>()
 
+  getNow(kind: RegistryKind, id: string): string | undefined {
+    return this.data[kind].get(id)
+  }
+
   async getMany(kind: RegistryKind, ids: readonly string[]): Promise<(string | undefined)[]> {
     const map = this.data[kind]
     return ids.map((id) => map.get(id))

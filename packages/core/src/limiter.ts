@@ -261,8 +261,30 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
   }
   const cachedByLevel = levels.map(() => new Map<string, CachedEntry>())
   let cachedCount = 0
+  // A registry in this process is read directly: no cache to fill, invalidate or outgrow.
+  const syncRegistry = typeof store.registry.getNow === 'function' ? store.registry : undefined
+  const parsedBuckets = new Map<string, Policy | null>()
+  function readNow(levelIndex: number, key: string): CachedEntry {
+    const id = registryId(levelNames[levelIndex]!, key)
+    const assignment = syncRegistry!.getNow!('assignment', id)
+    const bucket = syncRegistry!.getNow!('bucket', id)
+    let policy: Policy | null = null
+    if (bucket !== undefined) {
+      policy = parsedBuckets.get(bucket) ?? null
+      if (policy === null) {
+        policy = parseRegistryValue('bucket', bucket) as Policy | null
+        if (parsedBuckets.size >= 10_000) parsedBuckets.clear()
+        parsedBuckets.set(bucket, policy)
+      }
+    }
+    return {
+      assignment:
+        assignment === undefined ? null : (parseRegistryValue('assignment', assignment) as string | null),
+      bucket: policy,
+    }
+  }
   const cachedEntry = (levelIndex: number, key: string): CachedEntry | undefined =>
-    cachedByLevel[levelIndex]!.get(key)
+    syncRegistry ? readNow(levelIndex, key) : cachedByLevel[levelIndex]!.get(key)
   function remember(
     levelIndex: number,
     key: string,
@@ -387,6 +409,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
   /** True when every registry answer this decision needs is cached: the decision can be resolved at once. */
   function cachedEnough(keys: (string | undefined)[], forcedTier: string | undefined): boolean {
     if (!tiersReady) return false
+    if (syncRegistry) return true
     const wantsAssignment = usesTiers && forcedTier === undefined
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]

@@ -33,6 +33,8 @@ export interface RegistryChange {
  */
 export interface RegistryStore {
   getMany(kind: RegistryKind, ids: readonly string[]): Promise<(string | undefined)[]>
+  /** Optional: a synchronous read, for registries held in this process (the limiter then keeps no cache). */
+  getNow?(kind: RegistryKind, id: string): string | undefined
   list(kind: RegistryKind): Promise<[id: string, value: string][]>
   /** Writes unless the condition fails: 'absent' (create), 'present' (update). Resolves false when it fails. */
   put(kind: RegistryKind, id: string, value: string, condition?: 'absent' | 'present'): Promise<boolean>
