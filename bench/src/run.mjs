@@ -60,6 +60,8 @@ function cases() {
       for (const chain of [false, true])
         for (const limiter of Object.keys(redisLimiters))
           list.push({ group: 'redis', scenario: { concurrency, levels: chain ? 3 : 1 }, subject: limiter })
+  }
+  if (groups.includes('redis') || groups.includes('redis-memory')) {
     for (const limiter of Object.keys(redisLimiters)) {
       if (limiter.includes('auto-pipelined')) continue
       list.push({ group: 'redis-memory', scenario: { keys: settings.redisMemoryKeys }, subject: limiter })
@@ -215,7 +217,8 @@ async function main() {
   report.targets = evaluateTargets(report)
   const dir = fileURLToPath(new URL('../results/', import.meta.url))
   mkdirSync(dir, { recursive: true })
-  const name = quick ? 'quick' : 'latest'
+  const partial = option('only') !== undefined
+  const name = quick ? 'quick' : partial ? 'partial' : 'latest'
   writeFileSync(`${dir}${name}.json`, `${JSON.stringify(report, null, 2)}\n`)
   writeFileSync(`${dir}${name}.md`, renderMarkdown(report))
   process.stderr.write(`wrote results/${name}.md and results/${name}.json in ${report.seconds}s\n`)

@@ -59,7 +59,7 @@ class LruStates {
 }
 
 function policy({ capacity, perSecond }) {
-  return { capacity, refill: { tokens: perSecond, per: '1s' } }
+  return { capacity, refill: { tokens: perSecond * 3600, per: '1h' } }
 }
 
 function tollgate(levels) {
@@ -83,8 +83,8 @@ function limiterTokenBuckets(levels) {
       const { capacity, perSecond } = levels[level]
       bucket = new TokenBucket({
         bucketSize: capacity,
-        tokensPerInterval: perSecond,
-        interval: 'second',
+        tokensPerInterval: perSecond * 3600,
+        interval: 'hour',
         parentBucket: undefined,
       })
       buckets[level].set(key, bucket)
@@ -99,8 +99,8 @@ function limiterTokenBuckets(levels) {
       const { capacity, perSecond } = levels[0]
       bucket = new TokenBucket({
         bucketSize: capacity,
-        tokensPerInterval: perSecond,
-        interval: 'second',
+        tokensPerInterval: perSecond * 3600,
+        interval: 'hour',
         parentBucket: bucketFor(1, org),
       })
       const orgBucket = bucket.parentBucket
@@ -114,7 +114,7 @@ function limiterTokenBuckets(levels) {
 function expressRateLimitStores(levels) {
   const stores = levels.map((level) => {
     const store = new ErlMemoryStore()
-    store.init({ windowMs: WINDOW_MS })
+    store.init({ windowMs: level.windowMs ?? WINDOW_MS })
     return { store, limit: level.capacity }
   })
   return async (user, org) => {
@@ -130,7 +130,11 @@ function expressRateLimitStores(levels) {
 function rateLimiterFlexible(levels) {
   const limiters = levels.map(
     (level, l) =>
-      new RateLimiterMemory({ points: level.capacity, duration: WINDOW_MS / 1000, keyPrefix: `l${l}` }),
+      new RateLimiterMemory({
+        points: level.capacity,
+        duration: (level.windowMs ?? WINDOW_MS) / 1000,
+        keyPrefix: `l${l}`,
+      }),
   )
   return async (user, org) => {
     for (let l = 0; l < limiters.length; l++) {

@@ -18,7 +18,7 @@ async function bareEvalsha(client, levels) {
 }
 
 function policy({ capacity, perSecond }) {
-  return { capacity, refill: { tokens: perSecond, per: '1s' } }
+  return { capacity, refill: { tokens: perSecond * 3600, per: '1h' } }
 }
 
 /** Decisions the store failed on are errors here, not admissions: `closed` makes them refusals we can count. */
@@ -50,7 +50,7 @@ function rateLimiterFlexible(client, levels) {
       new RateLimiterRedis({
         storeClient: client,
         points: level.capacity,
-        duration: WINDOW_MS / 1000,
+        duration: (level.windowMs ?? WINDOW_MS) / 1000,
         keyPrefix: `rlf${l}`,
       }),
   )
@@ -73,7 +73,7 @@ function rateLimitRedis(client, levels) {
       sendCommand: (command, ...args) => client.call(command, ...args),
       prefix: `rlr${l}:`,
     })
-    store.init({ windowMs: WINDOW_MS })
+    store.init({ windowMs: level.windowMs ?? WINDOW_MS })
     return { store, limit: level.capacity }
   })
   return async (user, org) => {
