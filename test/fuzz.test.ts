@@ -633,7 +633,7 @@ describe('bad input: fuzzing every entry point (issue 6, item 4)', () => {
     expect(applied && rejected).toBeGreaterThan(0)
   })
 
-  // Defects the fuzzing found, kept as plain cases so they stay visible until fixed.
+  // Defects the fuzzing found (fixed in core), kept as plain cases so they cannot come back.
   it('a positive refill too small to represent is refused, not silently turned into "never refills"', () => {
     for (const refill of [6.4e-323, { tokens: 6e-323, per: 29_078_178 }, { tokens: 1e-300, per: '1d' }]) {
       let policy: Policy | undefined

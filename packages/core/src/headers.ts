@@ -49,7 +49,9 @@ export function headerFormats(option: unknown, field = 'headers'): HeaderFormat[
   return formats
 }
 
-const seconds = (ms: number): number => (ms <= 0 ? 0 : Math.ceil(ms / 1000))
+/** Structured-field Integers have at most 15 digits; nothing tollgate sends may be longer (or in exponent form). */
+const maxHeaderInteger = 999_999_999_999_999
+const seconds = (ms: number): number => (ms <= 0 ? 0 : Math.min(Math.ceil(ms / 1000), maxHeaderInteger))
 
 /** A structured-field String: printable ASCII with `"` and `\` escaped; anything else becomes `?`. */
 function sfString(text: string): string {

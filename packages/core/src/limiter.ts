@@ -174,8 +174,8 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
   if (!Number.isInteger(breakerFailures) || breakerFailures < 1) {
     throw optionError('breaker.failures', breakerFailures, 'a whole number ≥ 1')
   }
-  if (!Number.isFinite(breakerCooldownMs) || breakerCooldownMs < 0) {
-    throw optionError('breaker.cooldownMs', breakerCooldownMs, 'a finite number of ms ≥ 0')
+  if (!Number.isFinite(breakerCooldownMs) || breakerCooldownMs < 0 || breakerCooldownMs > 86_400_000) {
+    throw optionError('breaker.cooldownMs', breakerCooldownMs, 'a number of ms from 0 to 86400000 (a day)')
   }
   const cacheSize = options.registryCacheSize ?? 100_000
   if (!Number.isInteger(cacheSize) || cacheSize < 0)

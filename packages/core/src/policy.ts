@@ -132,7 +132,8 @@ export function normalizePolicy(input: unknown, field = 'policy'): Policy {
     per = perMs / divisor
   } else {
     const fraction = toFraction(tokensRaw / perMs, maxRateDenominator)
-    if (!fraction) {
+    // A positive rate too small to write as a fraction (it would round to 0) must not turn into "never refills".
+    if (!fraction || fraction[0] === 0) {
       throw policyError(
         tokensField,
         tokensRaw,

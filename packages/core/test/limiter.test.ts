@@ -42,6 +42,7 @@ describe('createLimiter options', () => {
     [{ onStoreError: 'retry' }, 'onStoreError', ErrorCode.InvalidOption],
     [{ expectedServers: 0 }, 'expectedServers', ErrorCode.InvalidOption],
     [{ breaker: { failures: 0 } }, 'breaker.failures', ErrorCode.InvalidOption],
+    [{ breaker: { cooldownMs: 1e300 } }, 'breaker.cooldownMs', ErrorCode.InvalidOption],
     [{ store: {} }, 'store', ErrorCode.InvalidOption],
     [{ policies: { team: { capacity: 1, refill: 1 } } }, 'policies.team', ErrorCode.UnknownLevel],
     [

@@ -72,6 +72,7 @@ describe('normalizePolicy', () => {
     [{ capacity: 2e9, refill: 1 }, 'policy.capacity'],
     [{ capacity: 1, refill: -1 }, 'policy.refill'],
     [{ capacity: 1, refill: Number.POSITIVE_INFINITY }, 'policy.refill'],
+    [{ capacity: 5, refill: 6.4e-323 }, 'policy.refill'],
     [{ capacity: 1, refill: { tokens: 'ten', per: '1s' } }, 'policy.refill.tokens'],
     [{ capacity: 1, refill: { tokens: 1, per: '1 fortnight' } }, 'policy.refill.per'],
     [{ capacity: 1, refill: { tokens: 1, per: 0 } }, 'policy.refill.per'],
