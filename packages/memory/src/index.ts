@@ -13,7 +13,7 @@ import {
 import { LRUCache } from 'lru-cache'
 
 export interface MemoryStoreOptions {
-  /** Most buckets kept; the least recently used goes first. Default 1,000,000 (about 150 MB at most). */
+  /** Most buckets kept; the least recently used goes first. Default 1,000,000: about 200–270 MB of heap when full (measured: 197 B per key in bench/, 265 B in the 10M-key flood test). */
   maxKeys?: number
   /** ms clock; default monotonic. Tests pass a manual clock. */
   clock?: Clock
