@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { request } from 'node:http'
 import { createServer } from 'node:net'
 import { type RedisServer, startRedis } from '@tollgate/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -6,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 const QUOTA_EXCEEDED = 'https://iana.org/assignments/http-problem-types#quota-exceeded'
 const ADMIN_TOKEN = 'e2e-admin-token'
 const FREE_POLICY = '"user";q=10;w=1, "org";q=50;w=1, "global";q=5000;w=1'
+const ENTERPRISE_POLICY = '"user";q=1000;w=1, "org";q=5000;w=1, "global";q=5000;w=1'
 const STATE = /^"user";r=\d+;t=\d+, "org";r=\d+;t=\d+, "global";r=\d+;t=\d+$/
 
 async function freePort(): Promise<number> {
@@ -14,6 +16,18 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as { port: number }
   await new Promise((resolve) => server.close(resolve))
   return port
+}
+
+/** The status of a GET sent from a given loopback address (a client of its own for the anonymous, per-IP bucket). */
+function statusFrom(base: string, path: string, localAddress: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${path}`, { localAddress }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+    })
+    req.on('error', reject)
+    req.end()
+  })
 }
 
 /** Starts an example as its users do (TypeScript sources through tsx), on a free loopback port; one process, one PID. */
@@ -206,6 +220,36 @@ export function describeExampleContract(
       expect((await admin('PUT', '/admin/orgs/acme/tier', { tier: 'free' })).status).toBe(200)
       expect((await get('/api/hello', 'free-alice')).headers.get('ratelimit-policy')).toBe(FREE_POLICY)
     })
+
+    if (options.store === 'redis') {
+      it('shares one budget and one registry between two servers on the same Redis', async () => {
+        const second = await startExample(exampleDir, redis!.url)
+        children.push(second.child)
+        // An anonymous client from an address no other test uses has a full bucket of 5 (1 token/s);
+        // alternating between the two servers, one shared budget admits 5, two separate ones would admit 10.
+        const started = Date.now()
+        let admitted = 0
+        for (let i = 0; i < 10; i++) {
+          const status = await statusFrom(i % 2 === 0 ? url : second.url, '/api/hello', '127.0.0.42')
+          if (status === 200) admitted++
+        }
+        const refilled = Math.floor((Date.now() - started) / 1000)
+        expect(admitted).toBeGreaterThanOrEqual(5)
+        expect(admitted).toBeLessThanOrEqual(5 + refilled)
+        // A tier change made through one server is what the other one applies.
+        expect((await admin('PUT', '/admin/orgs/globex/tier', { tier: 'enterprise' })).status).toBe(200)
+        let policy: string | null = null
+        for (let i = 0; i < 50 && policy !== ENTERPRISE_POLICY; i++) {
+          const res = await fetch(`${second.url}/api/hello`, {
+            headers: { authorization: 'Bearer premium-bob' },
+          })
+          policy = res.headers.get('ratelimit-policy')
+          await res.arrayBuffer()
+          if (policy !== ENTERPRISE_POLICY) await new Promise((resolve) => setTimeout(resolve, 20))
+        }
+        expect(policy).toBe(ENTERPRISE_POLICY)
+      })
+    }
 
     it('changes a tier’s limits at runtime, the org level following at 5×', async () => {
       const limits = { capacity: 2000, refill: { tokens: 2000, per: '1s' } }
