@@ -11,6 +11,26 @@ export function ipKey(ip: string, ipv6Subnet: number | false = 56): string {
   if (ipv6Subnet !== false && (!Number.isInteger(ipv6Subnet) || ipv6Subnet < 1 || ipv6Subnet > 128)) {
     throw invalid(ErrorCode.InvalidOption, 'ipv6Subnet', ipv6Subnet, 'a whole number from 1 to 128, or false')
   }
+  // Fast paths for the common forms (parsing costs microseconds on every request): plain IPv4, and IPv4
+  // mapped into IPv6 as a server listening on '::' sees it. Anything else goes through ipaddr.js, memoised.
+  if (ipv4.test(ip)) return ip
+  if (ip.length > 7 && ip.slice(0, 7).toLowerCase() === '::ffff:' && ipv4.test(ip.slice(7)))
+    return ip.slice(7)
+  if (ip.length > 64) return parseKey(ip, ipv6Subnet)
+  const memoKey = `${ipv6Subnet}|${ip}`
+  const known = memo.get(memoKey)
+  if (known !== undefined) return known
+  const key = parseKey(ip, ipv6Subnet)
+  if (memo.size >= 10_000) memo.clear()
+  memo.set(memoKey, key)
+  return key
+}
+
+/** Dotted-quad IPv4 without leading zeros (those go to ipaddr.js, which reads them its own way). */
+const ipv4 = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/
+const memo = new Map<string, string>()
+
+function parseKey(ip: string, ipv6Subnet: number | false): string {
   const text = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip
   if (!ipaddr.isValid(text)) return ip
   const address = ipaddr.process(text)

@@ -62,8 +62,10 @@ export class InProcessRegistry implements RegistryStore {
   }
   private readonly listeners = new Set<(change?: RegistryChange) => void>()
 
-  getNow(kind: RegistryKind, id: string): string | undefined {
-    return this.data[kind].get(id)
+  getNow(kind: RegistryKind, level: string, key: string): string | undefined {
+    const map = this.data[kind]
+    // Most registries hold no entry of a kind: answer without building the id.
+    return map.size === 0 ? undefined : map.get(bucketId(level, key))
   }
 
   async getMany(kind: RegistryKind, ids: readonly string[]): Promise<(string | undefined)[]> {

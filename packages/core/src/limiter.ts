@@ -264,10 +264,12 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
   // A registry in this process is read directly: no cache to fill, invalidate or outgrow.
   const syncRegistry = typeof store.registry.getNow === 'function' ? store.registry : undefined
   const parsedBuckets = new Map<string, Policy | null>()
+  const nothingRegistered: CachedEntry = Object.freeze({ assignment: null, bucket: null }) as CachedEntry
   function readNow(levelIndex: number, key: string): CachedEntry {
-    const id = registryId(levelNames[levelIndex]!, key)
-    const assignment = syncRegistry!.getNow!('assignment', id)
-    const bucket = syncRegistry!.getNow!('bucket', id)
+    const level = levelNames[levelIndex]!
+    const assignment = syncRegistry!.getNow!('assignment', level, key)
+    const bucket = syncRegistry!.getNow!('bucket', level, key)
+    if (assignment === undefined && bucket === undefined) return nothingRegistered
     let policy: Policy | null = null
     if (bucket !== undefined) {
       policy = parsedBuckets.get(bucket) ?? null
@@ -350,7 +352,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     else if (change.kind !== 'tier') {
       const [level, key] = splitRegistryId(change.id)
       const levelIndex = levelNames.indexOf(level)
-      const entry = levelIndex < 0 ? undefined : cachedEntry(levelIndex, key)
+      const entry = levelIndex < 0 ? undefined : cachedByLevel[levelIndex]!.get(key)
       if (entry) entry[change.kind] = undefined
     }
     if (!change || change.kind === 'tier') {

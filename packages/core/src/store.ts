@@ -33,8 +33,11 @@ export interface RegistryChange {
  */
 export interface RegistryStore {
   getMany(kind: RegistryKind, ids: readonly string[]): Promise<(string | undefined)[]>
-  /** Optional: a synchronous read, for registries held in this process (the limiter then keeps no cache). */
-  getNow?(kind: RegistryKind, id: string): string | undefined
+  /**
+   * Optional: a synchronous read of the entry for (level, key), whose id is `${level}\u0000${key}`, for
+   * registries held in this process (the limiter then keeps no cache).
+   */
+  getNow?(kind: RegistryKind, level: string, key: string): string | undefined
   list(kind: RegistryKind): Promise<[id: string, value: string][]>
   /** Writes unless the condition fails: 'absent' (create), 'present' (update). Resolves false when it fails. */
   put(kind: RegistryKind, id: string, value: string, condition?: 'absent' | 'present'): Promise<boolean>

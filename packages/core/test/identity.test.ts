@@ -1,3 +1,5 @@
+import fc from 'fast-check'
+import ipaddr from 'ipaddr.js'
 import { describe, expect, it } from 'vitest'
 import { ErrorCode, ipKey } from '../src/index.js'
 
@@ -22,5 +24,29 @@ describe('ipKey', () => {
       expect.objectContaining({ code: ErrorCode.InvalidOption, field: 'ipv6Subnet' }),
     )
     expect(() => ipKey('::1', 129)).toThrowError(expect.objectContaining({ code: ErrorCode.InvalidOption }))
+  })
+  it('gives the same key on its fast paths as a full parse does', () => {
+    fc.assert(
+      fc.property(
+        fc.ipV4(),
+        fc.constantFrom('', '::ffff:', '::FFFF:'),
+        fc.integer({ min: 1, max: 128 }),
+        (v4, prefix, subnet) => {
+          expect(ipKey(prefix + v4, subnet)).toBe(ipaddr.process(prefix + v4).toString())
+        },
+      ),
+      { numRuns: 2000 },
+    )
+    fc.assert(
+      fc.property(fc.ipV6(), (v6) => {
+        expect(ipKey(v6)).toBe(ipKey(v6)) // memoised answer equals the first
+        expect(ipKey(v6, 128)).toBe(
+          ipaddr.process(v6).kind() === 'ipv4'
+            ? ipaddr.process(v6).toString()
+            : ipaddr.process(v6).toNormalizedString(),
+        )
+      }),
+      { numRuns: 2000 },
+    )
   })
 })
