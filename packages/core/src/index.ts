@@ -10,7 +10,7 @@ export {
 export { type ChainEntry, type ChainOutcome, evaluateChain } from './chain.js'
 export { type Decision, type LevelDecision, summarize } from './decision.js'
 export { type Duration, parseDuration } from './duration.js'
-export { ErrorCode, TollgateError } from './errors.js'
+export { describeValue, ErrorCode, invalid, TollgateError } from './errors.js'
 export type { LimiterEvent, LimiterListener, StoreErrorMode } from './events.js'
 export {
   HEADER_FORMATS,

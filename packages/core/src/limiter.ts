@@ -430,8 +430,8 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
   ): Promise<Fetched> {
     const fetched: Fetched = new Map()
     // While the store is failing, registry look-ups are skipped: decide with the configured tiers and what is cached.
-    if (openUntil !== 0) return fetched
-    const waitTiers = ensureTiers()
+    const storeFailing = openUntil !== 0
+    const waitTiers = storeFailing ? undefined : ensureTiers()
     if (waitTiers) await waitTiers.catch(recordFailure)
     const wantsAssignment = usesTiers && forcedTier === undefined
     const missing = { assignment: [] as number[], bucket: [] as number[] }
@@ -439,9 +439,13 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       const key = keys[i]
       if (key === undefined) continue
       const entry = cachedEntry(i, key)
+      // What the cache knows now is part of this decision's snapshot: an invalidation while the rest is
+      // read must not leave this decision with neither the old answer nor a new one.
+      fetched.set(i, [entry?.assignment, entry?.bucket])
       if (wantsAssignment && entry?.assignment === undefined) missing.assignment.push(i)
       if (entry?.bucket === undefined) missing.bucket.push(i)
     }
+    if (storeFailing) return fetched
     const startedAt = generation
     const read = async (kind: 'assignment' | 'bucket') => {
       const indexes = missing[kind]
@@ -453,9 +457,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       const fresh = startedAt === generation
       indexes.forEach((levelIndex, n) => {
         const value = parseRegistryValue(kind, values[n])
-        const slot = fetched.get(levelIndex) ?? [undefined, undefined]
-        slot[kind === 'assignment' ? 0 : 1] = value as never
-        fetched.set(levelIndex, slot)
+        fetched.get(levelIndex)![kind === 'assignment' ? 0 : 1] = value as never
         if (fresh) remember(levelIndex, keys[levelIndex]!, kind, value)
       })
     }
@@ -476,7 +478,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       for (let i = 0; i < levels.length && tier === undefined; i++) {
         const key = keys[i]
         if (key === undefined) continue
-        const assigned = fetched?.get(i)?.[0] ?? cachedEntry(i, key)?.assignment
+        const assigned = fetched ? fetched.get(i)?.[0] : cachedEntry(i, key)?.assignment
         if (typeof assigned === 'string' && tiers.has(assigned)) tier = assigned
       }
       tier ??= defaultTier
@@ -488,7 +490,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       if (key === undefined) continue
       const name = levelNames[i]!
       const policy =
-        (fetched?.get(i)?.[1] ?? cachedEntry(i, key)?.bucket) ||
+        (fetched ? fetched.get(i)?.[1] : cachedEntry(i, key)?.bucket) ||
         tierPolicies?.get(name) ||
         basePolicies.get(name)
       if (policy) ops.push({ level: name, key, policy, cost })

@@ -229,3 +229,42 @@ describe('registry cache', () => {
     expect((await limiter.check('t', { cost: 0 })).tier).toBe('pro')
   })
 })
+
+describe('registry cache snapshot', () => {
+  it('keeps what it knew when an invalidation arrives while the rest is being read', async () => {
+    const clock = () => 0
+    const inner = new InProcessStore({ cache: boundedMapCache(100), clock })
+    const listeners = new Set<(change?: { kind: 'tier' | 'assignment' | 'bucket'; id: string }) => void>()
+    let onRead: (() => void) | undefined
+    // The in-process registry's data behind an asynchronous, cached interface (no getNow), like Redis's.
+    const registry = {
+      getMany: async (kind: 'tier' | 'assignment' | 'bucket', ids: readonly string[]) => {
+        const answer = await inner.registry.getMany(kind, ids)
+        onRead?.()
+        return answer
+      },
+      list: inner.registry.list.bind(inner.registry),
+      put: inner.registry.put.bind(inner.registry),
+      delete: inner.registry.delete.bind(inner.registry),
+      subscribe: (listener: (change?: { kind: 'tier' | 'assignment' | 'bucket'; id: string }) => void) => {
+        listeners.add(listener)
+        return () => listeners.delete(listener)
+      },
+    }
+    const store: Store = {
+      name: 'notifying',
+      registry,
+      consume: (ops) => inner.consume(ops),
+      reset: (l, k) => inner.reset(l, k),
+    }
+    const tiers = { free: { user: { capacity: 1, refill: 1 } }, pro: { user: { capacity: 9, refill: 1 } } }
+    const limiter = createLimiter({ store, clock, levels: ['user', 'org'], tiers })
+    await limiter.setTier({ level: 'org', key: 'acme' }, 'pro') // cached by this limiter
+    // The announcement of that same change arrives while the user level is being read.
+    onRead = () => {
+      onRead = undefined
+      for (const listener of listeners) listener({ kind: 'assignment', id: 'org\u0000acme' })
+    }
+    expect((await limiter.check({ user: 'u1', org: 'acme' }, { cost: 0 })).tier).toBe('pro')
+  })
+})

@@ -4,6 +4,7 @@ import {
   ErrorCode,
   InProcessRegistry,
   InProcessStore,
+  invalid,
   isExpired,
   monotonicClock,
   type RegistryKind,
@@ -54,22 +55,11 @@ export class MemoryStore extends InProcessStore {
   constructor(options: MemoryStoreOptions = {}) {
     const maxKeys = options.maxKeys ?? DEFAULT_MAX_KEYS
     if (!Number.isInteger(maxKeys) || maxKeys < 1) {
-      throw new TollgateError(
-        ErrorCode.InvalidOption,
-        `maxKeys must be a whole number ≥ 1; got ${String(maxKeys)}`,
-        {
-          field: 'maxKeys',
-          value: maxKeys,
-        },
-      )
+      throw invalid(ErrorCode.InvalidOption, 'maxKeys', maxKeys, 'a whole number ≥ 1')
     }
     const clock = options.clock ?? monotonicClock
-    if (typeof clock !== 'function') {
-      throw new TollgateError(ErrorCode.InvalidOption, 'clock must be a function returning ms', {
-        field: 'clock',
-        value: clock,
-      })
-    }
+    if (typeof clock !== 'function')
+      throw invalid(ErrorCode.InvalidOption, 'clock', clock, 'a function returning ms')
     const onEvict = options.onEvict
     const counters = { evictions: 0 }
     // No lru-cache TTL: a state whose bucket is full again reads as absent (core drops it on access) and

@@ -3,7 +3,9 @@ import {
   type Clock,
   type ConsumeOp,
   type ConsumeResult,
+  describeValue,
   ErrorCode,
+  invalid,
   type RegistryChange,
   type RegistryKind,
   type RegistryStore,
@@ -54,18 +56,8 @@ const refundScript = script(refundSource)
 const putScript = script(registryPutSource)
 const deleteScript = script(registryDeleteSource)
 
-/** A value for an error message: short, never throwing. */
-function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value)
-  if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : 'an object'
-  return String(value)
-}
-
 function optionError(field: string, value: unknown, expectation: string): TollgateError {
-  return new TollgateError(ErrorCode.InvalidOption, `${field} must be ${expectation}; got ${show(value)}`, {
-    field,
-    value,
-  })
+  return invalid(ErrorCode.InvalidOption, field, value, expectation)
 }
 
 /** Anything Redis or the connection throws becomes ERR_TOLLGATE_STORE_UNAVAILABLE (the limiter's fallback trigger). */
@@ -83,7 +75,7 @@ function isNoScript(error: unknown): boolean {
 
 function integers(reply: unknown, length: number): number[] {
   if (!Array.isArray(reply) || reply.length !== length || !reply.every((n) => typeof n === 'number')) {
-    throw new Error(`unexpected script reply ${show(reply)}`)
+    throw new Error(`unexpected script reply ${describeValue(reply)}`)
   }
   return reply as number[]
 }
