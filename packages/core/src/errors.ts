@@ -23,8 +23,6 @@ export const ErrorCode = {
   UnknownBucket: 'ERR_TOLLGATE_UNKNOWN_BUCKET',
   /** createBucket on a bucket that already exists. */
   BucketExists: 'ERR_TOLLGATE_BUCKET_EXISTS',
-  /** A tier name given to a create that already exists. */
-  TierExists: 'ERR_TOLLGATE_TIER_EXISTS',
   /** A snapshot given to import() is not one export() wrote. */
   InvalidSnapshot: 'ERR_TOLLGATE_INVALID_SNAPSHOT',
   /** The store did not answer within its timeout. */
