@@ -105,3 +105,21 @@ export function admissionBound(semantics, level, ms) {
   if (semantics === 'window') return level.capacity * (Math.ceil(ms / WINDOW_MS) + 1)
   return Number.POSITIVE_INFINITY
 }
+
+/** The key of chain level `level` (0 user, 1 org, 2 global), as every implementation names them. */
+export const levelKey = (level, user, org) => (level === 0 ? user : level === 1 ? org : 'global')
+
+/**
+ * express-rate-limit style stores (`increment(key) → { totalHits }`) stacked as their users stack them:
+ * one call per level, stopping at the first level over its limit.
+ */
+export function stackedStores(stores) {
+  return async (user, org) => {
+    for (let l = 0; l < stores.length; l++) {
+      const { store, limit } = stores[l]
+      const { totalHits } = await store.increment(levelKey(l, user, org))
+      if (totalHits > limit) return false
+    }
+    return true
+  }
+}

@@ -10,9 +10,7 @@ import { TokenBucket } from 'limiter'
 import { LRUCache } from 'lru-cache'
 import { RateLimiterMemory } from 'rate-limiter-flexible'
 
-import { WINDOW_MS } from '../lib.mjs'
-
-const levelKey = (level, user, org) => (level === 0 ? user : level === 1 ? org : 'global')
+import { levelKey, stackedStores, WINDOW_MS } from '../lib.mjs'
 
 /** The reference: a minimal token bucket per key on a Map, all levels checked before any is charged. */
 function tokenBuckets(levels, storage) {
@@ -117,14 +115,7 @@ function expressRateLimitStores(levels) {
     store.init({ windowMs: level.windowMs ?? WINDOW_MS })
     return { store, limit: level.capacity }
   })
-  return async (user, org) => {
-    for (let l = 0; l < stores.length; l++) {
-      const { store, limit } = stores[l]
-      const { totalHits } = await store.increment(levelKey(l, user, org))
-      if (totalHits > limit) return false
-    }
-    return true
-  }
+  return stackedStores(stores)
 }
 
 function rateLimiterFlexible(levels) {

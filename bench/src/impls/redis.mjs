@@ -5,9 +5,7 @@ import { createLimiter } from '@tollgate/core'
 import { redisStore } from '@tollgate/redis'
 import { RedisStore } from 'rate-limit-redis'
 import { RateLimiterRedis } from 'rate-limiter-flexible'
-import { WINDOW_MS } from '../lib.mjs'
-
-const levelKey = (level, user, org) => (level === 0 ? user : level === 1 ? org : 'global')
+import { levelKey, stackedStores, WINDOW_MS } from '../lib.mjs'
 
 /** The reference: one EVALSHA of a script that only increments its keys (all levels in one call). */
 async function bareEvalsha(client, levels) {
@@ -76,14 +74,7 @@ function rateLimitRedis(client, levels) {
     store.init({ windowMs: level.windowMs ?? WINDOW_MS })
     return { store, limit: level.capacity }
   })
-  return async (user, org) => {
-    for (let l = 0; l < stores.length; l++) {
-      const { store, limit } = stores[l]
-      const { totalHits } = await store.increment(levelKey(l, user, org))
-      if (totalHits > limit) return false
-    }
-    return true
-  }
+  return stackedStores(stores)
 }
 
 /** name → { make, semantics, autoPipelining }. The reference admits everything: it has no limit. */
