@@ -293,6 +293,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     kind: 'assignment' | 'bucket',
     value: Policy | string | null,
   ): void {
+    if (syncRegistry) return // an in-process registry is read directly, never cached
     const map = cachedByLevel[levelIndex]!
     let entry = map.get(key)
     if (!entry) {
