@@ -1,0 +1,2 @@
+// @tollgate/core/http: what adapter authors need (the shared HTTP gate, headers, problem bodies).
+export * from '../index.js'
