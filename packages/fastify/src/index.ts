@@ -1,15 +1,13 @@
-import type { ServerResponse } from 'node:http'
 import {
   type ClientInfo,
   createHttpGate,
   type Decision,
   ErrorCode,
   type HttpLimitOptions,
-  invalidRequestProblem,
-  isClientError,
-  PROBLEM_CONTENT_TYPE,
-  TollgateError,
-} from '@tollgate/core'
+  invalid,
+  limiterFromOptions,
+} from '@tollgate/core/http'
+import { admit } from '@tollgate/core/node'
 import type {
   FastifyInstance,
   FastifyPluginCallback,
@@ -55,50 +53,20 @@ function clientInfo(request: FastifyRequest): ClientInfo {
   return { ip: request.ip, untrustedForwardedFor: forwarded && (!ips || ips.length < 2) }
 }
 
-/**
- * Resolves after `ms`, or early with false when the client goes away: a request held by a leaky bucket
- * in delay mode then never reaches the handler. (Core has no timers, so each adapter holds for itself.)
- */
-function hold(ms: number, res: ServerResponse): Promise<boolean> {
-  if (res.destroyed) return Promise.resolve(false)
-  return new Promise((resolve) => {
-    const done = (passed: boolean) => {
-      clearTimeout(timer)
-      res.off('close', abandon)
-      resolve(passed)
-    }
-    const abandon = () => done(false)
-    const timer = setTimeout(() => done(true), ms)
-    res.once('close', abandon)
-  })
-}
-
 function limitHook(options: FastifyRouteRateLimitOptions): onRequestAsyncHookHandler {
-  const gate = createHttpGate<FastifyRequest>(options)
+  const gate = createHttpGate<FastifyRequest>(options, { adapterOptions: ['handler'] })
   const handler = options.handler
   return async function tollgate(request, reply) {
-    let outcome: Awaited<ReturnType<typeof gate>>
-    try {
-      outcome = await gate(request, clientInfo(request))
-    } catch (error) {
-      if (!isClientError(error)) throw error
-      return reply
-        .code(400)
-        .type(PROBLEM_CONTENT_TYPE)
-        .send(JSON.stringify(invalidRequestProblem(error.message, error.field, error.code)))
-    }
+    const outcome = await gate(request, clientInfo(request))
     if (outcome.action === 'skip') return
-    request.rateLimit = outcome.decision
+    request.rateLimit = outcome.decision ?? request.rateLimit
     for (const [name, value] of outcome.headers) reply.header(name, value)
     if (outcome.action === 'pass') {
-      if (outcome.delayMs > 0 && !(await hold(outcome.delayMs, reply.raw))) {
-        // The client is gone: end the lifecycle here without running the handler.
-        reply.hijack()
-        return reply
-      }
+      // A client gone during the hold ends the lifecycle here, without the handler.
+      if (!(await admit(outcome, reply.raw))) reply.hijack()
       return
     }
-    if (handler) {
+    if (handler && outcome.decision) {
       await handler(request, reply, outcome.decision)
       return reply
     }
@@ -106,21 +74,31 @@ function limitHook(options: FastifyRouteRateLimitOptions): onRequestAsyncHookHan
   }
 }
 
+/** Route options over the plugin's: a route's own `limit`/`per` or `limiter` replaces the shared limiter. */
+function mergeOptions(
+  defaults: FastifyRouteRateLimitOptions,
+  route: FastifyRouteRateLimitOptions,
+): FastifyRouteRateLimitOptions {
+  const ownLimiter = route.limiter !== undefined || route.limit !== undefined || route.per !== undefined
+  if (!ownLimiter) return { ...defaults, ...route }
+  const { limiter: _l, limit: _n, per: _p, ...rest } = defaults
+  return { ...rest, ...route }
+}
+
 function register(fastify: FastifyInstance, pluginOptions: FastifyRateLimitOptions | undefined): void {
-  const { global = true, ...defaults } = pluginOptions ?? {}
-  if (typeof global !== 'boolean') {
-    throw new TollgateError(ErrorCode.InvalidOption, `global must be true or false; got ${String(global)}`, {
-      field: 'global',
-      value: global,
-    })
-  }
-  // Made now, so bad options fail at registration; routes without their own options share it.
+  const { global = true, ...options } = pluginOptions ?? {}
+  if (typeof global !== 'boolean') throw invalid(ErrorCode.InvalidOption, 'global', global, 'true or false')
+  // Made now, so bad options fail at registration; routes without their own options share it, and routes that
+  // set some share its limiter (a one-call `limit`/`per` makes one limiter for the whole scope).
+  const { limit, per, ...rest } = options
+  const defaults =
+    limit === undefined && per === undefined ? options : { ...rest, limiter: limiterFromOptions(options) }
   const sharedHook = limitHook(defaults)
   const routeHooks = new WeakMap<FastifyRouteRateLimitOptions, onRequestAsyncHookHandler>()
   const hookFor = (routeOptions: FastifyRouteRateLimitOptions) => {
     let hook = routeHooks.get(routeOptions)
     if (!hook) {
-      hook = limitHook({ ...defaults, ...routeOptions })
+      hook = limitHook(mergeOptions(defaults, routeOptions))
       routeHooks.set(routeOptions, hook)
     }
     return hook
@@ -154,5 +132,5 @@ const plugin: FastifyPluginCallback<FastifyRateLimitOptions> = (fastify, options
 const tollgate = fp(plugin, { fastify: '5.x', name: '@tollgate/fastify' })
 
 export default tollgate
-export type { Decision, HeaderFormat } from '@tollgate/core'
+export type { Decision, HeaderFormat, Identity } from '@tollgate/core/http'
 export { tollgate }

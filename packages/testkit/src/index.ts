@@ -6,6 +6,8 @@ export {
   type SuiteLimitOptions,
   type SuiteRequest,
 } from './adapter-suite.js'
+export { describeAdapterOptions } from './adapter-suite-options.js'
+export { describeAdapterRefunds, type RefundSuiteOptions } from './adapter-suite-refund.js'
 export { type ManualClock, manualClock } from './clock.js'
 export {
   type ConformanceOptions,

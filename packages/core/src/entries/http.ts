@@ -1,2 +1,40 @@
 // @tollgate/core/http: what adapter authors need (the shared HTTP gate, headers, problem bodies).
-export * from '../index.js'
+
+export type { Decision, LevelDecision } from '../decision.js'
+export { ErrorCode, invalid, TollgateError } from '../errors.js'
+export {
+  HEADER_FORMATS,
+  type HeaderFormat,
+  type HeaderPair,
+  headerFormats,
+  rateLimitHeaders,
+  retryAfterSeconds,
+} from '../headers.js'
+export {
+  type ClientInfo,
+  createHttpGate,
+  type HttpGate,
+  type HttpGateContext,
+  type HttpLimitOptions,
+  type HttpOutcome,
+  type HttpWarning,
+  HttpWarningCode,
+  type Identity,
+  isClientError,
+  type PassOutcome,
+  type RefuseOutcome,
+  type SkipOutcome,
+  tierScopedKey,
+  UNEXPECTED_FORWARDED_FOR,
+} from '../http.js'
+export { HTTP_OPTION_NAMES, limiterFromOptions } from '../http-options.js'
+export { ipKey } from '../identity.js'
+export type { Subject } from '../limiter.js'
+export {
+  invalidRequestProblem,
+  PROBLEM_CONTENT_TYPE,
+  type ProblemDetails,
+  QUOTA_EXCEEDED_TYPE,
+  REDUCED_CAPACITY_TYPE,
+  refusalProblem,
+} from '../problem.js'
