@@ -121,6 +121,27 @@ export function limiterFromOptions(options: {
   return createLimiter({ policy: { capacity: limit, refill: { tokens: limit, per: per ?? '1m' } } })
 }
 
+interface LimiterSource {
+  limiter?: Limiter | undefined
+  limit?: number | undefined
+  per?: Duration | undefined
+}
+
+/** A scope's options with its one-call `limit`/`per` made into one limiter, so every route under it shares it. */
+export function withSharedLimiter<O extends LimiterSource>(options: O): O {
+  if (options.limit === undefined && options.per === undefined) return options
+  const { limit: _limit, per: _per, ...rest } = options
+  return { ...rest, limiter: limiterFromOptions(options) } as O
+}
+
+/** A route's options over its scope's: a route's own `limiter` (or `limit`/`per`) replaces the scope's limiter. */
+export function routeOverScope<O extends LimiterSource>(scope: O, route: O): O {
+  if (route.limiter === undefined && route.limit === undefined && route.per === undefined)
+    return { ...scope, ...route }
+  const { limiter: _limiter, limit: _limit, per: _per, ...rest } = scope
+  return { ...rest, ...route }
+}
+
 /** An allowList, parsed once: client addresses and CIDR ranges, and plain subject keys. */
 export interface AllowList {
   /** True when the client address is listed or falls in a listed range. */

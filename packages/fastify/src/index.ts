@@ -5,12 +5,13 @@ import {
   ErrorCode,
   type HttpLimitOptions,
   invalid,
-  limiterFromOptions,
+  routeOverScope,
+  withSharedLimiter,
 } from '@tollgate/core/http'
 import { admit } from '@tollgate/core/node'
 import type {
   FastifyInstance,
-  FastifyPluginCallback,
+  FastifyPluginAsync,
   FastifyReply,
   FastifyRequest,
   onRequestAsyncHookHandler,
@@ -74,35 +75,16 @@ function limitHook(options: FastifyRouteRateLimitOptions): onRequestAsyncHookHan
   }
 }
 
-/** Route options over the plugin's: a route's own `limit`/`per` or `limiter` replaces the shared limiter. */
-function mergeOptions(
-  defaults: FastifyRouteRateLimitOptions,
-  route: FastifyRouteRateLimitOptions,
-): FastifyRouteRateLimitOptions {
-  const ownLimiter = route.limiter !== undefined || route.limit !== undefined || route.per !== undefined
-  if (!ownLimiter) return { ...defaults, ...route }
-  const { limiter: _l, limit: _n, per: _p, ...rest } = defaults
-  return { ...rest, ...route }
-}
-
 function register(fastify: FastifyInstance, pluginOptions: FastifyRateLimitOptions | undefined): void {
   const { global = true, ...options } = pluginOptions ?? {}
   if (typeof global !== 'boolean') throw invalid(ErrorCode.InvalidOption, 'global', global, 'true or false')
-  // Made now, so bad options fail at registration; routes without their own options share it, and routes that
-  // set some share its limiter (a one-call `limit`/`per` makes one limiter for the whole scope).
-  const { limit, per, ...rest } = options
-  const defaults =
-    limit === undefined && per === undefined ? options : { ...rest, limiter: limiterFromOptions(options) }
+  // Made now, so bad options fail at registration. Routes without options of their own share this hook; routes
+  // with some share its limiter (a one-call `limit`/`per` makes one limiter for the whole scope).
+  const defaults = withSharedLimiter(options)
   const sharedHook = limitHook(defaults)
   const routeHooks = new WeakMap<FastifyRouteRateLimitOptions, onRequestAsyncHookHandler>()
-  const hookFor = (routeOptions: FastifyRouteRateLimitOptions) => {
-    let hook = routeHooks.get(routeOptions)
-    if (!hook) {
-      hook = limitHook(mergeOptions(defaults, routeOptions))
-      routeHooks.set(routeOptions, hook)
-    }
-    return hook
-  }
+  const hookFor = (route: FastifyRouteRateLimitOptions) =>
+    routeHooks.get(route) ?? routeHooks.set(route, limitHook(routeOverScope(defaults, route))).get(route)!
   if (!fastify.hasRequestDecorator('rateLimit')) fastify.decorateRequest('rateLimit', undefined)
 
   // Routes seen now get their gate at once, so bad per-route options fail at start-up, not on a request.
@@ -119,16 +101,10 @@ function register(fastify: FastifyInstance, pluginOptions: FastifyRateLimitOptio
   })
 }
 
-const plugin: FastifyPluginCallback<FastifyRateLimitOptions> = (fastify, options, done) => {
-  try {
-    register(fastify, options)
-    done()
-  } catch (error) {
-    done(error as Error)
-  }
-}
+const plugin: FastifyPluginAsync<FastifyRateLimitOptions> = async (fastify, options) =>
+  register(fastify, options)
 
-/** The Fastify plugin: `app.register(tollgate, { limiter })`; per route `config: { rateLimit: { tier, cost } }`. */
+/** The Fastify plugin: `app.register(tollgate, { limit: 100, per: '15m' })`; per route `config: { rateLimit: { cost } }`. */
 const tollgate = fp(plugin, { fastify: '5.x', name: '@tollgate/fastify' })
 
 export default tollgate

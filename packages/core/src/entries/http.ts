@@ -27,7 +27,7 @@ export {
   tierScopedKey,
   UNEXPECTED_FORWARDED_FOR,
 } from '../http.js'
-export { HTTP_OPTION_NAMES, limiterFromOptions } from '../http-options.js'
+export { HTTP_OPTION_NAMES, limiterFromOptions, routeOverScope, withSharedLimiter } from '../http-options.js'
 export { ipKey } from '../identity.js'
 export type { Subject } from '../limiter.js'
 export {
