@@ -31,7 +31,9 @@ const peerEquivalents: Readonly<Record<string, string>> = {
   onExceeded: 'onRefused(req, decision)',
   onExceeding: 'onRefused(req, decision)',
   onLimitReached: 'onRefused(req, decision)',
-  whitelist: 'allowList (keys and CIDR ranges)',
+  whitelist: 'allowList (keys, addresses and CIDR ranges) or skip(req) => boolean',
+  blacklist: 'nothing built in: refuse those requests before the limit, or give them a tier of their own',
+  allowlist: 'allowList',
   store: 'limiter: createLimiter({ store })',
   driver: 'limiter: createLimiter({ store: memoryStore() or redisStore({ client }) })',
   db: 'limiter: createLimiter({ store: redisStore({ client }) })',
@@ -49,6 +51,15 @@ const peerEquivalents: Readonly<Record<string, string>> = {
     "a leaky bucket in delay mode: createLimiter({ policy: { algorithm: 'leaky-bucket', mode: 'delay', ... } })",
   requestPropertyName: 'nothing: the decision is always req.rateLimit (ctx.state.rateLimit in Koa)',
   validate: 'nothing: tollgate always checks its options; warnings go to onWarning',
+  ban: 'none yet (blocking repeat offenders); onRefused(req, decision) sees every refusal',
+  onBanReach: 'none yet (blocking repeat offenders); onRefused(req, decision) sees every refusal',
+  blockDuration: 'none yet (blocking repeat offenders); onRefused(req, decision) sees every refusal',
+  continueExceeding: 'none: a refused request charges nothing, and a token bucket has no window to extend',
+  exponentialBackoff: 'none: Retry-After gives the exact wait',
+  groupId: 'a limiter per group (the limiter option), or identify returning a subject per group',
+  hook: 'none: Express and Koa run the middleware where it is mounted, Fastify at onRequest',
+  global:
+    'app.use(rateLimit(...)) in Express and Koa; global is an option of the @tollgate/fastify plugin only',
 }
 
 /** The options every adapter understands (each adapter adds its own, such as `handler`). */
