@@ -13,7 +13,7 @@ import {
   UNEXPECTED_FORWARDED_FOR,
 } from './http-types.js'
 import { ipKey } from './identity.js'
-import { type CheckOptions, type Limiter, type Subject, validateCost } from './limiter.js'
+import { type CheckOptions, type Limiter, parseCost, type Subject } from './limiter.js'
 import { invalidRequestProblem, PROBLEM_CONTENT_TYPE, refusalProblem } from './problem.js'
 
 export {
@@ -31,7 +31,6 @@ export {
   UNEXPECTED_FORWARDED_FOR,
 } from './http-types.js'
 
-type RefundingLimiter = Limiter & { refund?: (decision: Decision) => Promise<void> }
 /** What the gates have done on one request (keyed by the framework's request object). */
 interface RequestRecord {
   readonly limiters: Set<Limiter>
@@ -61,14 +60,14 @@ export function createHttpGate<Req>(
   if (typeof options !== 'object' || options === null)
     throw invalid(ErrorCode.InvalidOption, 'options', options, 'an object')
   assertKnownOptions(options, context.adapterOptions ?? [])
-  const limiter: RefundingLimiter = limiterFromOptions(options)
+  const limiter = limiterFromOptions(options)
   const formats = headerFormats(options.headers)
   const namedForm = formats.includes('ietf') || formats.includes('draft-8')
   const ipv6Subnet = options.ipv6Subnet ?? 56
   ipKey('127.0.0.1', ipv6Subnet) // validates the option now, not on the first request
   const allow = parseAllowList(options.allowList)
   const { cost, tier, skip, subject, identify, onRefused, refundWhen } = options
-  if (typeof cost === 'number') validateCost(cost)
+  if (typeof cost === 'number') parseCost(cost)
   else if (cost !== undefined && typeof cost !== 'function') {
     throw invalid(ErrorCode.InvalidOption, 'cost', cost, 'a whole number or a function of the request')
   }
@@ -100,13 +99,6 @@ export function createHttpGate<Req>(
   const skipFailed = booleanOption(options, 'skipFailedRequests')
   const skipSuccessful = booleanOption(options, 'skipSuccessfulRequests')
   const refunds = skipFailed || skipSuccessful || refundWhen !== undefined
-  if (refunds && typeof limiter.refund !== 'function') {
-    throw new TollgateError(
-      ErrorCode.InvalidOption,
-      'skipFailedRequests, skipSuccessfulRequests and refundWhen need limiter.refund, which this limiter lacks',
-      { field: 'limiter' },
-    )
-  }
 
   const userWarn = options.onWarning ?? ((w) => console.warn(`[tollgate] ${w.code}: ${w.message}`))
   const warn = (warning: HttpWarning) => {
@@ -125,7 +117,7 @@ export function createHttpGate<Req>(
   const hookFailed = (hook: string) => (error: unknown) =>
     warn({ code: HttpWarningCode.HookFailed, message: `${hook} threw; the response is unchanged`, error })
   const refund = (decision: Decision) => {
-    limiter.refund?.(decision).catch((error: unknown) =>
+    limiter.refund(decision).catch((error: unknown) =>
       warn({
         code: HttpWarningCode.RefundFailed,
         message: 'limiter.refund failed; the token stays spent',

@@ -1,12 +1,5 @@
 import { request as httpRequest } from 'node:http'
-import {
-  createLimiter,
-  type Decision,
-  ErrorCode,
-  InProcessRegistry,
-  type Store,
-  TollgateError,
-} from '@tollgate/core'
+import { createLimiter, type Decision, ErrorCode, type Store, TollgateError } from '@tollgate/core'
 import { UNEXPECTED_FORWARDED_FOR } from '@tollgate/core/http'
 import { describe, expect, it } from 'vitest'
 import {
@@ -34,7 +27,13 @@ export type {
 /** A store whose consume always fails as a store outage does: the fault injection for onStoreError. */
 function failingStore(error: unknown): Store {
   const fail = () => Promise.reject(error)
-  return { name: 'failing', consume: fail, reset: fail, registry: new InProcessRegistry() }
+  return {
+    name: 'failing',
+    decide: fail,
+    refund: fail,
+    reset: fail,
+    registry: { read: fail, write: fail, tiers: fail, writeTier: fail, subscribe: () => () => undefined },
+  }
 }
 
 /**
