@@ -8,7 +8,6 @@ import {
   type HttpLimitOptions,
   type HttpWarning,
   HttpWarningCode,
-  type Identity,
   type SkipOutcome,
   UNEXPECTED_FORWARDED_FOR,
 } from './http-types.js'
@@ -33,8 +32,13 @@ export {
 
 /** What the gates have done on one request (keyed by the framework's request object). */
 interface RequestRecord {
-  readonly limiters: Set<Limiter>
+  readonly limiters: Limiter[]
   headers: HeaderPair[]
+}
+interface ResolvedIdentity {
+  subject: Subject | undefined
+  tier: string | undefined
+  cost: number
 }
 const records = new WeakMap<object, RequestRecord>()
 const SKIP: SkipOutcome = Object.freeze({ action: 'skip' })
@@ -138,7 +142,12 @@ export function createHttpGate<Req>(
     }
   }
 
-  async function identifyRequest(req: Req): Promise<Required<Identity>> {
+  // Without functions to call, the identity is the same every time: no Promise per request for it.
+  const fixedIdentity =
+    identify || subject || typeof tier === 'function' || typeof cost === 'function'
+      ? undefined
+      : ({ subject: undefined, tier, cost: cost ?? 1 } as ResolvedIdentity)
+  async function identifyRequest(req: Req): Promise<ResolvedIdentity> {
     const id = identify ? await identify(req) : undefined
     if (id !== undefined && (typeof id !== 'object' || id === null))
       throw invalid(
@@ -151,7 +160,7 @@ export function createHttpGate<Req>(
       subject: id ? id.subject : subject ? await subject(req) : undefined,
       tier: id?.tier ?? (typeof tier === 'function' ? await tier(req) : tier),
       cost: id?.cost ?? (typeof cost === 'function' ? await cost(req) : (cost ?? 1)),
-    } as Required<Identity>
+    }
   }
 
   /** Headers after any earlier gate's on this request: IETF lists joined, Retry-After the longest wait. */
@@ -193,7 +202,7 @@ export function createHttpGate<Req>(
     }
     if (!allow.empty && allow.address(client.ip)) return SKIP
     let record = records.get(req as object)
-    if (record?.limiters.has(limiter)) {
+    if (record?.limiters.includes(limiter)) {
       warnOnce(
         HttpWarningCode.DoubleCount,
         'One limiter was used twice on one request (e.g. app.use and a route); the second use charged nothing. ' +
@@ -203,14 +212,14 @@ export function createHttpGate<Req>(
     }
     let decision: Decision
     try {
-      const id = await identifyRequest(req)
+      const id = fixedIdentity ?? (await identifyRequest(req))
       let key = id.subject ?? (client.ip ? ipKey(client.ip, ipv6Subnet) : 'unknown-client')
       if (!allow.empty && allow.key(key)) return SKIP
       if (!record) {
-        record = { limiters: new Set(), headers: [] }
+        record = { limiters: [], headers: [] }
         records.set(req as object, record)
       }
-      record.limiters.add(limiter)
+      record.limiters.push(limiter)
       const checkOptions: CheckOptions = { cost: id.cost }
       if (id.tier !== undefined) {
         checkOptions.tier = id.tier
