@@ -120,14 +120,17 @@ export function createHttpGate<Req>(
   }
   const hookFailed = (hook: string) => (error: unknown) =>
     warn({ code: HttpWarningCode.HookFailed, message: `${hook} threw; the response is unchanged`, error })
+  // Runs in a response's 'finish' handler: nothing may throw out of it.
   const refund = (decision: Decision) => {
-    limiter.refund(decision).catch((error: unknown) =>
-      warn({
-        code: HttpWarningCode.RefundFailed,
-        message: 'limiter.refund failed; the token stays spent',
-        error,
-      }),
-    )
+    Promise.resolve()
+      .then(() => limiter.refund(decision))
+      .catch((error: unknown) =>
+        warn({
+          code: HttpWarningCode.RefundFailed,
+          message: 'limiter.refund failed; the token stays spent',
+          error,
+        }),
+      )
   }
   const shouldRefund = (status: number | undefined, req: Req): boolean => {
     if (status === undefined) return skipFailed

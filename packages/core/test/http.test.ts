@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { HttpWarningCode } from '../src/entries/http.js'
 import {
   createHttpGate,
   createLimiter,
@@ -128,6 +129,30 @@ describe('createHttpGate', () => {
     expect((await gate({}, { ip: '198.51.100.1', untrustedForwardedFor: false })).action).toBe('pass')
     expect(() => createHttpGate({ allowList: '10.0.0.0/8' as never })).toThrow(/allowList must be an array/)
     expect(() => createHttpGate({ allowList: [''] })).toThrow(/allowList\[0\]/)
+  })
+
+  it('settles refunds by status; a throwing refundWhen is reported and refunds nothing', async () => {
+    const warnings: string[] = []
+    const limiter = createLimiter({ policy: { capacity: 2, refill: 1 } })
+    const gate = createHttpGate({
+      limiter,
+      refundWhen: (status) => {
+        if (status === 418) throw new Error('teapot')
+        return status === 304
+      },
+      onWarning: (w) => warnings.push(w.code),
+    })
+    const first = await gate({}, client)
+    const second = await gate({}, client)
+    if (first.action !== 'pass' || second.action !== 'pass') throw new Error('unreachable')
+    first.settle!(418)
+    second.settle!(304)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    expect(warnings).toEqual([HttpWarningCode.HookFailed])
+    // Only the 304's token came back.
+    expect((await limiter.check(client.ip, { cost: 0 })).remaining).toBe(1)
+    const noRules = await createHttpGate({ limiter })({}, client)
+    expect(noRules).toMatchObject({ action: 'pass', settle: undefined, abandon: undefined })
   })
 
   it('refuses at creation a tier the limiter does not have', () => {
