@@ -1,7 +1,8 @@
 import { request as httpRequest } from 'node:http'
+import type { PolicyInput } from '@tollgate/core'
 import { createLimiter, type Decision, type Store } from '@tollgate/core'
 import { afterAll, describe, expect, it } from 'vitest'
-import { type AdapterAppFactory, adapterHarness, perSecond } from './adapter-harness.js'
+import { type AdapterAppFactory, adapterHarness } from './adapter-harness.js'
 import { manualClock } from './clock.js'
 import { eventually } from './conformance.js'
 
@@ -30,7 +31,8 @@ export function describeAdapterRefunds(
       afterAll(async () => {
         await storeFactory.close?.()
       })
-      async function limiterWith(policy = perSecond(3)) {
+      // Redis decides on its own clock, which runs: a bucket refilling 3 an hour stays put for a test's length.
+      async function limiterWith(policy: PolicyInput = { capacity: 3, refill: { tokens: 3, per: '1h' } }) {
         const store = await storeFactory.make()
         const clock = manualClock()
         const decided: Decision[] = []
@@ -82,7 +84,8 @@ export function describeAdapterRefunds(
         const { limiter, decided, remaining } = await limiterWith({
           algorithm: 'leaky-bucket',
           mode: 'delay',
-          ...perSecond(5, 10),
+          capacity: 5,
+          refill: { tokens: 1, per: '1s' },
         })
         const { http, port, hits } = await start({ app: { limiter } })
         await http.get('/hello').expect(200)
@@ -97,11 +100,14 @@ export function describeAdapterRefunds(
           }, 1)
           req.end()
         })
-        expect(decided[1]!.delayMs).toBe(100)
-        // The dropped request's place in the queue is given back: the next one waits 100 ms, not 200.
-        await eventually(async () => expect(await remaining()).toBe(4))
+        // Held about 1 s (less by what the store's clock ran meanwhile, on Redis); its client left at once.
+        expect(decided[1]!.delayMs).toBeGreaterThan(500)
+        expect(decided[1]!.delayMs).toBeLessThanOrEqual(1000)
+        // Its place in the queue comes back well before the queue drains by itself (1 s a place)...
+        await eventually(async () => expect(await remaining()).toBe(4), 400)
+        // ...so the next request waits about 1 s, not about 2.
         const third = await http.get('/hello').expect(200)
-        expect(third.body.delayMs).toBe(100)
+        expect(third.body.delayMs).toBeLessThanOrEqual(1000)
         expect(hits.get('/hello')).toBe(2)
       })
     })
