@@ -1,25 +1,41 @@
-import { createLimiter, type Decision, ErrorCode, TollgateError } from '@tollgate/core'
+import { type Decision, ErrorCode, type LimiterOptions, type Store, TollgateError } from '@tollgate/core'
 import { type HttpWarning, HttpWarningCode } from '@tollgate/core/http'
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import {
   type AdapterAppFactory,
   adapterHarness,
   header,
-  perSecond,
   QUOTA_EXCEEDED,
   type SuiteLimitOptions,
   type SuiteRequest,
 } from './adapter-harness.js'
 
 const perMinute = (capacity: number) => ({ capacity, refill: { tokens: capacity, per: '1m' as const } })
+const perHour = (capacity: number) => ({ capacity, refill: { tokens: capacity, per: '1h' as const } })
+
+/** Where the suite's limiters keep state: `make` gives each limiter a fresh store (undefined: in-process). */
+export interface SuiteStore {
+  readonly name: string
+  make(): Store | undefined | Promise<Store | undefined>
+  close?(): Promise<void>
+}
 
 /**
  * The options users of the peers reach for (issue 14): one-call setup, identify, per-route tiers that keep to
  * their own buckets, onRefused, allowList, unknown options, one limiter used twice on one request.
  */
-export function describeAdapterOptions(makeApp: AdapterAppFactory): void {
-  describe('options', () => {
-    const { start, limiterWith } = adapterHarness(makeApp)
+export function describeAdapterOptions(
+  makeApp: AdapterAppFactory,
+  store: SuiteStore = { name: 'in-process', make: () => undefined },
+): void {
+  describe(`options on ${store.name}`, () => {
+    const { start, limiterWith: onClock } = adapterHarness(makeApp)
+    afterAll(async () => store.close?.())
+    // Limits that refill over an hour or a minute: the store's clock (Redis's own) runs during a test.
+    const limiterWith = async (options: LimiterOptions) => {
+      const made = await store.make()
+      return onClock(made ? { ...options, store: made } : options)
+    }
     const made = (options: unknown) => makeApp({ app: options as SuiteLimitOptions, respond: () => ({}) })
 
     it('sets up in one call: rateLimit({ limit, per }) with no createLimiter', async () => {
@@ -34,11 +50,11 @@ export function describeAdapterOptions(makeApp: AdapterAppFactory): void {
     })
 
     it('calls identify once per request, async, for subject, tier and cost', async () => {
-      const { limiter } = limiterWith({
+      const { limiter } = await limiterWith({
         levels: ['user', 'org'],
         tiers: {
-          free: { user: perSecond(5), org: perSecond(50) },
-          pro: { user: perSecond(20), org: perSecond(50) },
+          free: { user: perHour(5), org: perHour(50) },
+          pro: { user: perHour(20), org: perHour(50) },
         },
       })
       const calls: string[] = []
@@ -58,7 +74,7 @@ export function describeAdapterOptions(makeApp: AdapterAppFactory): void {
     })
 
     it("keeps a route's tier to its own buckets: it never rewrites another route's bucket", async () => {
-      const { limiter } = limiterWith({
+      const { limiter } = await limiterWith({
         tiers: { standard: { key: perMinute(10) }, strict: { key: perMinute(3) } },
       })
       const { http } = await start({
@@ -74,7 +90,7 @@ export function describeAdapterOptions(makeApp: AdapterAppFactory): void {
     })
 
     it('calls onRefused with the request and the decision; a throwing hook changes nothing', async () => {
-      const { limiter } = limiterWith({ policy: perSecond(1) })
+      const { limiter } = await limiterWith({ policy: perHour(1) })
       const seen: [string | undefined, Decision][] = []
       const warnings: HttpWarning[] = []
       const onRefused = (req: SuiteRequest, decision: Decision) => {
@@ -92,7 +108,7 @@ export function describeAdapterOptions(makeApp: AdapterAppFactory): void {
     })
 
     it('never limits an allowList of addresses, CIDR ranges and keys', async () => {
-      const { limiter } = limiterWith({ policy: perSecond(1) })
+      const { limiter } = await limiterWith({ policy: perHour(1) })
       const allowList = ['10.1.0.0/16', '2001:db8::/32', '192.0.2.7', 'vip']
       const subject = (req: SuiteRequest) => header('x-key')(req)
       const { http } = await start({ app: { limiter, allowList, subject }, trustProxy: true })
@@ -132,7 +148,7 @@ export function describeAdapterOptions(makeApp: AdapterAppFactory): void {
     })
 
     it('charges one limiter once per request: a second use warns once and charges nothing', async () => {
-      const { limiter } = limiterWith({ policy: perSecond(5) })
+      const { limiter } = await limiterWith({ policy: perHour(5) })
       const warnings: string[] = []
       const onWarning = (w: HttpWarning) => warnings.push(w.code)
       const { http } = await start({
@@ -140,22 +156,23 @@ export function describeAdapterOptions(makeApp: AdapterAppFactory): void {
         routes: { '/export': { limiter, cost: 3, onWarning } },
       })
       const first = await http.get('/export').expect(200)
-      expect(first.headers.ratelimit).toBe('"key";r=4;t=1') // the global use's headers, not overwritten
+      expect(first.headers.ratelimit).toBe('"key";r=4;t=720') // the global use's headers, not overwritten
       expect((await http.get('/export').expect(200)).body.remaining).toBe(3)
       expect(warnings).toEqual([HttpWarningCode.DoubleCount])
     })
 
     it("joins a second limiter's RateLimit fields to the first's instead of overwriting them", async () => {
-      const global = createLimiter({ levels: ['client'], policy: perSecond(10) })
-      const exports = createLimiter({ levels: ['export'], policy: perSecond(2) })
+      const { limiter: global } = await limiterWith({ levels: ['client'], policy: perHour(10) })
+      const { limiter: exports } = await limiterWith({ levels: ['export'], policy: perHour(2) })
       const { http } = await start({ app: { limiter: global }, routes: { '/export': { limiter: exports } } })
       const res = await http.get('/export').expect(200)
-      expect(res.headers['ratelimit-policy']).toBe('"client";q=10;w=1, "export";q=2;w=1')
-      expect(res.headers.ratelimit).toBe('"client";r=9;t=1, "export";r=1;t=1')
+      expect(res.headers['ratelimit-policy']).toBe('"client";q=10;w=3600, "export";q=2;w=3600')
+      expect(res.headers.ratelimit).toBe('"client";r=9;t=360, "export";r=1;t=1800')
       await http.get('/export').expect(200)
       const refused = await http.get('/export').expect(429)
-      expect(refused.headers.ratelimit).toBe('"client";r=7;t=1, "export";r=0;t=1')
-      expect(refused.headers['retry-after']).toBe('1')
+      // The first limiter charged the request the second refused: two limiters are two budgets.
+      expect(refused.headers.ratelimit).toBe('"client";r=7;t=1080, "export";r=0;t=1800')
+      expect(refused.headers['retry-after']).toBe('1800')
     })
   })
 }

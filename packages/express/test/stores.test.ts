@@ -1,0 +1,30 @@
+import { redisStore } from '@tollgate/redis'
+import {
+  describeAdapterOptions,
+  describeAdapterRefunds,
+  type RedisServer,
+  startRedis,
+} from '@tollgate/testkit'
+import { Redis } from 'ioredis'
+import { expressApp } from './app.js'
+
+// The behaviours that keep state (refunds and skip rules, tier-scoped buckets, one charge per request,
+// stacked limiters) on a real redis-server as well as in process, through real HTTP.
+let server: RedisServer | undefined
+const clients: Redis[] = []
+const redis = {
+  name: 'redis',
+  async make() {
+    server ??= await startRedis()
+    const client = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+    clients.push(client)
+    return redisStore({ client, prefix: `t${clients.length}:` })
+  },
+  async close() {
+    for (const client of clients.splice(0)) client.disconnect()
+    await server?.stop()
+    server = undefined
+  },
+}
+describeAdapterRefunds('express', expressApp, { stores: { 'in-process': { make: () => undefined }, redis } })
+describeAdapterOptions(expressApp, redis)
