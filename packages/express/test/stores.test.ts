@@ -18,7 +18,9 @@ const redis = {
     server ??= await startRedis()
     const client = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
     clients.push(client)
-    return redisStore({ client, prefix: `t${clients.length}:` })
+    const store = redisStore({ client, prefix: `t${clients.length}:` })
+    await store.ready?.() // connected first, so no decision of a test is made by the local fallback
+    return store
   },
   async close() {
     for (const client of clients.splice(0)) client.disconnect()
