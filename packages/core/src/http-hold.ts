@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import type { PassOutcome } from './http.js'
+import type { PassOutcome } from './http-types.js'
 
 /**
  * Resolves true after `ms`, or false as soon as the client goes away (the response closes first): a request

@@ -15,20 +15,9 @@ import { ipKey } from './identity.js'
 import { type CheckOptions, type Limiter, parseCost, type Subject } from './limiter.js'
 import { invalidRequestProblem, PROBLEM_CONTENT_TYPE, refusalProblem } from './problem.js'
 
-export {
-  type ClientInfo,
-  type HttpGate,
-  type HttpGateContext,
-  type HttpLimitOptions,
-  type HttpOutcome,
-  type HttpWarning,
-  HttpWarningCode,
-  type Identity,
-  type PassOutcome,
-  type RefuseOutcome,
-  type SkipOutcome,
-  UNEXPECTED_FORWARDED_FOR,
-} from './http-types.js'
+// What the root entry shows of the gate; adapter authors get the rest from '@tollgate/core/http'.
+export type { ClientInfo, HttpLimitOptions, HttpOutcome } from './http-types.js'
+export { UNEXPECTED_FORWARDED_FOR }
 
 /** What the gates have done on one request (keyed by the framework's request object). */
 interface RequestRecord {

@@ -2,7 +2,7 @@ import { createServer, request, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { admit, holdRequest } from '../src/entries/node.js'
-import type { PassOutcome } from '../src/http.js'
+import type { PassOutcome } from '../src/http-types.js'
 
 const servers: Server[] = []
 afterEach(() => {

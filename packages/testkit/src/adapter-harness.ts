@@ -1,10 +1,12 @@
-import type { IncomingHttpHeaders, Server } from 'node:http'
+import { request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createLimiter, type Decision, type LimiterOptions, type PolicyInput } from '@tollgate/core'
 import type { HttpLimitOptions } from '@tollgate/core/http'
+import { Redis } from 'ioredis'
 import supertest from 'supertest'
 import { afterEach } from 'vitest'
 import { manualClock } from './clock.js'
+import { type RedisServer, startRedis } from './redis-server.js'
 
 /** The part of a request the suite's options read: Express req, Koa ctx and Fastify request all have it. */
 export interface SuiteRequest {
@@ -108,4 +110,46 @@ export function adapterHarness(makeApp: AdapterAppFactory) {
   }
 
   return { start, limiterWith }
+}
+
+/** Sends GET /hello and goes away as soon as `decided` holds `count` decisions (the request is then held). */
+export function leaveWhenDecided(port: number, decided: readonly Decision[], count: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/hello' })
+    req.on('error', () => resolve())
+    const poll = setInterval(() => {
+      if (decided.length < count) return
+      clearInterval(poll)
+      req.destroy()
+      resolve()
+    }, 1)
+    req.end()
+  })
+}
+
+/**
+ * Stores on one real redis-server, started on first use: `createStore` is the Redis store constructor (the
+ * testkit imports no store). Each store gets a client and prefix of its own and is ready before it is handed out.
+ */
+export function redisSuiteStores<S extends { ready?(): Promise<void> }>(
+  createStore: (client: Redis, prefix: string) => S,
+) {
+  let server: RedisServer | undefined
+  const clients: Redis[] = []
+  return {
+    name: 'redis',
+    async make(): Promise<S> {
+      server ??= await startRedis()
+      const client = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+      clients.push(client)
+      const store = createStore(client, `t${clients.length}:`)
+      await store.ready?.() // connected first: no decision of a test is made by the local fallback
+      return store
+    },
+    async close(): Promise<void> {
+      for (const client of clients.splice(0)) client.disconnect()
+      await server?.stop()
+      server = undefined
+    },
+  }
 }

@@ -1,8 +1,7 @@
-import { request as httpRequest } from 'node:http'
 import type { PolicyInput } from '@tollgate/core'
 import { createLimiter, type Decision, type Store } from '@tollgate/core'
 import { afterAll, describe, expect, it } from 'vitest'
-import { type AdapterAppFactory, adapterHarness } from './adapter-harness.js'
+import { type AdapterAppFactory, adapterHarness, leaveWhenDecided } from './adapter-harness.js'
 import { manualClock } from './clock.js'
 import { eventually } from './conformance.js'
 
@@ -89,17 +88,7 @@ export function describeAdapterRefunds(
         })
         const { http, port, hits } = await start({ app: { limiter } })
         await http.get('/hello').expect(200)
-        await new Promise<void>((resolve) => {
-          const req = httpRequest({ host: '127.0.0.1', port, path: '/hello' })
-          req.on('error', () => resolve())
-          const poll = setInterval(() => {
-            if (decided.length < 2) return
-            clearInterval(poll)
-            req.destroy()
-            resolve()
-          }, 1)
-          req.end()
-        })
+        await leaveWhenDecided(port, decided, 2)
         // Held about 1 s (less by what the store's clock ran meanwhile, on Redis); its client left at once.
         expect(decided[1]!.delayMs).toBeGreaterThan(500)
         expect(decided[1]!.delayMs).toBeLessThanOrEqual(1000)

@@ -1,4 +1,3 @@
-import { request as httpRequest } from 'node:http'
 import { createLimiter, type Decision, ErrorCode, type Store, TollgateError } from '@tollgate/core'
 import { UNEXPECTED_FORWARDED_FOR } from '@tollgate/core/http'
 import { describe, expect, it } from 'vitest'
@@ -6,6 +5,7 @@ import {
   type AdapterAppFactory,
   adapterHarness,
   header,
+  leaveWhenDecided,
   perSecond,
   QUOTA_EXCEEDED,
   REDUCED_CAPACITY,
@@ -229,17 +229,7 @@ export function describeAdapterConformance(name: string, makeApp: AdapterAppFact
       const { http, port, hits } = await start({ app: { limiter } })
       await http.get('/hello').expect(200)
       // The second request is held 100 ms; its client goes away as soon as it has been decided.
-      await new Promise<void>((resolve) => {
-        const req = httpRequest({ host: '127.0.0.1', port, path: '/hello' })
-        req.on('error', () => resolve())
-        const poll = setInterval(() => {
-          if (decided.length < 2) return
-          clearInterval(poll)
-          req.destroy()
-          resolve()
-        }, 1)
-        req.end()
-      })
+      await leaveWhenDecided(port, decided, 2)
       expect(decided[1]!.delayMs).toBe(100)
       // The next request is answered; the dropped one never reached the handler (its refund: adapter-refund-suite).
       await http.get('/hello').expect(200)

@@ -1,3 +1,4 @@
+export { redisSuiteStores } from './adapter-harness.js'
 export {
   type AdapterApp,
   type AdapterAppFactory,
@@ -6,7 +7,7 @@ export {
   type SuiteLimitOptions,
   type SuiteRequest,
 } from './adapter-suite.js'
-export { describeAdapterOptions } from './adapter-suite-options.js'
+export { describeAdapterOptions, type SuiteStore } from './adapter-suite-options.js'
 export { describeAdapterRefunds, type RefundSuiteOptions } from './adapter-suite-refund.js'
 export { type ManualClock, manualClock } from './clock.js'
 export {

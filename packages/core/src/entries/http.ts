@@ -10,9 +10,10 @@ export {
   rateLimitHeaders,
   retryAfterSeconds,
 } from '../headers.js'
+export { createHttpGate, isClientError, tierScopedKey } from '../http.js'
+export { HTTP_OPTION_NAMES, limiterFromOptions, routeOverScope, withSharedLimiter } from '../http-options.js'
 export {
   type ClientInfo,
-  createHttpGate,
   type HttpGate,
   type HttpGateContext,
   type HttpLimitOptions,
@@ -20,14 +21,11 @@ export {
   type HttpWarning,
   HttpWarningCode,
   type Identity,
-  isClientError,
   type PassOutcome,
   type RefuseOutcome,
   type SkipOutcome,
-  tierScopedKey,
   UNEXPECTED_FORWARDED_FOR,
-} from '../http.js'
-export { HTTP_OPTION_NAMES, limiterFromOptions, routeOverScope, withSharedLimiter } from '../http-options.js'
+} from '../http-types.js'
 export { ipKey } from '../identity.js'
 export type { Subject } from '../limiter.js'
 export {
