@@ -4,6 +4,7 @@ import { fastifyApp } from './app.js'
 
 // What keeps state (refunds and skip rules, tier-scoped buckets, one charge per request, stacked limiters)
 // in process and on a real redis-server, through real HTTP.
-const redis = redisSuiteStores((client, prefix) => redisStore({ client, prefix }))
+// A generous timeout: on a loaded machine a call past the default 50 ms would be decided by the local fallback.
+const redis = redisSuiteStores((client, prefix) => redisStore({ client, prefix, timeoutMs: 2000 }))
 describeAdapterRefunds('fastify', fastifyApp, { stores: { 'in-process': { make: () => undefined }, redis } })
 describeAdapterOptions(fastifyApp, redis)
