@@ -35,7 +35,7 @@ const settings = quick
       memoryKeys: 1_000_000,
       redis: { warmupMs: 500, ms: 2000 },
       redisMemoryKeys: 10_000,
-      ceiling: { requests: 1_000_000, pipeline: 16, connections: 50 },
+      ceiling: { requests: 500_000, pipeline: 16, connections: 50 },
       http: { warmupSeconds: 1, seconds: 4, connections: 64 },
     }
 settings.rounds = Number(option('rounds') ?? settings.rounds)
