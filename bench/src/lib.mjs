@@ -165,3 +165,40 @@ export function stackedStores(stores) {
     return true
   }
 }
+
+/** Adds the lines of one INFO commandstats reply to `total` (name → { calls, usec }) and returns it. */
+export function parseCommandStats(text, total = new Map()) {
+  for (const line of text.split('\n')) {
+    const match = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line)
+    if (!match) continue
+    const entry = total.get(match[1]) ?? { calls: 0, usec: 0 }
+    entry.calls += Number(match[2])
+    entry.usec += Number(match[3])
+    total.set(match[1], entry)
+  }
+  return total
+}
+
+const SCRIPT_COMMANDS = new Set(['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro'])
+const ADMIN_COMMANDS = new Set(['info', 'config'])
+
+/**
+ * Redis µs spent on the decisions: a script's usec already holds the commands it calls, so those are not
+ * added again. A plain command counts by the share of its calls that clients sent (the rest ran inside
+ * scripts); EXEC is left out because the commands it runs are counted as sent. Also returns the calls
+ * clients sent, per command, so the mix per decision can be read in the JSON. `stats` is INFO commandstats
+ * as name → { calls, usec }; `sent` the calls clients sent, lowercase name → count.
+ */
+export function commandMicros(stats, sent) {
+  let usec = 0
+  const mix = {}
+  for (const [name, { calls, usec: spent }] of stats) {
+    const base = name.split('|')[0]
+    if (ADMIN_COMMANDS.has(base) || base === 'exec' || calls === 0) continue
+    const clientCalls = sent.get(base) ?? 0
+    if (SCRIPT_COMMANDS.has(base)) usec += spent
+    else usec += spent * Math.min(1, clientCalls / calls)
+    mix[name] = { calls, clientCalls, usec: spent }
+  }
+  return { usec, mix }
+}

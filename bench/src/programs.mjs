@@ -1,6 +1,6 @@
 // The samples that drive C programs: HTTP load with wrk, the pipelined ceiling with redis-benchmark.
 import { spawnSync } from 'node:child_process'
-import { GCRA_SOURCE, gcraArgs, loadScript } from './impls/redis.mjs'
+import { GCRA_SOURCE, gcraArgs, loadScript } from './impls/gcra.mjs'
 import { admissionBound, cpuMicrosPerOp, HOUR_MS, HTTP_LIMITS, processCpuMs, SECOND_MS } from './lib.mjs'
 import { freePort, hasProgram, runProgram, startServer } from './processes.mjs'
 

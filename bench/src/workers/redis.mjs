@@ -4,10 +4,12 @@ import { Cluster, Redis } from 'ioredis'
 import { redisLimiters } from '../impls/redis.mjs'
 import {
   chainBound,
+  commandMicros,
   concurrentLoop,
   cpuMicrosPerOp,
   DEGRADED,
   HOUR_MS,
+  parseCommandStats,
   percentile,
   processCpuMs,
   reply,
@@ -20,7 +22,7 @@ const impl = redisLimiters[config.limiter]
 if (!impl) throw new Error(`unknown limiter ${config.limiter}`)
 
 // Commands this process sends, by name (every connection, the store's own included). INFO commandstats
-// also counts the commands scripts call; these counts tell the two apart (see redisMicros).
+// also counts the commands scripts call; these counts tell the two apart (see commandMicros).
 const sent = new Map()
 let counting = false
 const sendCommand = Redis.prototype.sendCommand
@@ -55,40 +57,8 @@ await Promise.all(admins.map((a) => a.connect()))
 /** INFO commandstats of every node, summed: name → { calls, usec }. */
 async function commandStats() {
   const total = new Map()
-  for (const admin of admins) {
-    for (const line of (await admin.info('commandstats')).split('\n')) {
-      const match = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line)
-      if (!match) continue
-      const entry = total.get(match[1]) ?? { calls: 0, usec: 0 }
-      entry.calls += Number(match[2])
-      entry.usec += Number(match[3])
-      total.set(match[1], entry)
-    }
-  }
+  for (const admin of admins) parseCommandStats(await admin.info('commandstats'), total)
   return total
-}
-
-const SCRIPT_COMMANDS = new Set(['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro'])
-const ADMIN_COMMANDS = new Set(['info', 'config'])
-
-/**
- * Redis µs spent on the decisions: a script's usec already holds the commands it calls, so those are not
- * added again. A plain command counts by the share of its calls that clients sent (the rest ran inside
- * scripts); EXEC is left out because the commands it runs are counted as sent. Also returns the calls
- * clients sent, per command, so the mix per decision can be read in the JSON.
- */
-function redisMicros(stats) {
-  let usec = 0
-  const mix = {}
-  for (const [name, { calls, usec: spent }] of stats) {
-    const base = name.split('|')[0]
-    if (ADMIN_COMMANDS.has(base) || base === 'exec' || calls === 0) continue
-    const clientCalls = sent.get(base) ?? 0
-    if (SCRIPT_COMMANDS.has(base)) usec += spent
-    else usec += spent * Math.min(1, clientCalls / calls)
-    mix[name] = { calls, clientCalls, usec: spent }
-  }
-  return { usec, mix }
 }
 
 /** Keys of decision i: `keys` users under 100 orgs; `hot`: 9 of 10 decisions are one tenant's, far over its limit. */
@@ -130,7 +100,7 @@ async function throughput({ keys, levels: levelCount, hot, concurrency, warmupMs
   const run = await concurrentLoop(step, { ms, maxOps, concurrency, start: warm.ops })
   counting = false
   const cpuAfter = redisPids.map(processCpuMs)
-  const { usec, mix } = redisMicros(await commandStats())
+  const { usec, mix } = commandMicros(await commandStats(), sent)
   const totalMs = performance.now() - t0
 
   const total = warm.ops + run.ops
