@@ -22,13 +22,15 @@ function track(child) {
   child.once('exit', () => children.delete(child))
   return child
 }
-/** Stops every child this process started (by PID), e.g. on Ctrl-C. */
+const tempDirs = new Set()
+/** Stops every child this process started (by PID) and removes its temp dirs, e.g. on Ctrl-C. */
 export function stopAll() {
   for (const child of children) {
     try {
       process.kill(child.pid, 'SIGKILL')
     } catch {}
   }
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
 }
 
 /** Runs a worker in a fresh Node process and resolves with its RESULT line. */
@@ -203,10 +205,12 @@ export async function startRedis({ cpu } = {}) {
  */
 export async function startRedisCluster({ cpu, masters = 3 } = {}) {
   const root = mkdtempSync(join(tmpdir(), 'tollgate-bench-cluster-'))
+  tempDirs.add(root)
   const nodes = []
   const stopCluster = async () => {
     await Promise.all(nodes.map((n) => stop(n.child)))
     rmSync(root, { recursive: true, force: true })
+    tempDirs.delete(root)
   }
   try {
     for (let i = 0; i < masters; i++) {

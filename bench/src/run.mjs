@@ -5,12 +5,11 @@ import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { inProcessLimiters } from './impls/in-process.mjs'
-import { redisLimiters } from './impls/redis.mjs'
 import { seededRandom, shuffle } from './lib.mjs'
 import { runWorker, startRedis, startRedisCluster, stopAll } from './processes.mjs'
 import { ceilingSample, ensureWrk, httpSample } from './programs.mjs'
 import { evaluateTargets, renderMarkdown } from './report.mjs'
+import { inProcessSubjects, redisSubjects } from './subjects.mjs'
 
 const args = process.argv.slice(2)
 const option = (name) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1]
@@ -67,26 +66,26 @@ function cases() {
     for (const keys of [1, 100_000])
       for (const levels of [1, 3])
         for (const regime of ['pass', 'reject'])
-          for (const limiter of names(inProcessLimiters, 'speed'))
+          for (const limiter of names(inProcessSubjects, 'speed'))
             add('in-process', { keys, levels, regime }, limiter)
   if (groups.includes('default-limiter'))
     for (const keySet of ['warm', 'cold']) add('default-limiter', { keySet }, 'tollgate default limiter')
   if (groups.includes('memory'))
-    for (const limiter of names(inProcessLimiters, 'heap'))
+    for (const limiter of names(inProcessSubjects, 'heap'))
       add('memory', { keys: settings.memoryKeys }, limiter)
   if (groups.includes('redis')) {
     for (const scenario of REDIS_SCENARIOS)
-      for (const limiter of Object.keys(redisLimiters)) add('redis', scenario, limiter)
-    for (const limiter of Object.keys(redisLimiters))
-      if (!redisLimiters[limiter].autoPipelining)
+      for (const limiter of Object.keys(redisSubjects)) add('redis', scenario, limiter)
+    for (const limiter of Object.keys(redisSubjects))
+      if (!redisSubjects[limiter].autoPipelining)
         add('redis-memory', { keys: settings.redisMemoryKeys }, limiter)
     for (const levels of [1, 3])
       add('redis-ceiling', { levels }, `redis-benchmark -P ${settings.ceiling.pipeline}`)
   }
   if (groups.includes('redis-cluster'))
     for (const levels of [1, 3])
-      for (const limiter of Object.keys(redisLimiters))
-        if (redisLimiters[limiter].cluster) add('redis-cluster', { concurrency: 256, levels }, limiter)
+      for (const limiter of Object.keys(redisSubjects))
+        if (redisSubjects[limiter].cluster) add('redis-cluster', { concurrency: 256, levels }, limiter)
   if (groups.includes('http'))
     for (const framework of ['express', 'koa', 'fastify'])
       for (const regime of ['pass', 'reject'])

@@ -11,6 +11,7 @@ import { LRUCache } from 'lru-cache'
 import { RateLimiterMemory } from 'rate-limiter-flexible'
 
 import { stackedStores } from '../lib.mjs'
+import { inProcessSubjects } from '../subjects.mjs'
 
 /** The reference's key bound: above the 1M keys of the heap sample, so it never evicts while measured. */
 const REFERENCE_MAX_KEYS = 1_100_000
@@ -129,29 +130,15 @@ function rateLimiterFlexible(levels) {
   }
 }
 
-/**
- * name → { make, semantics, groups }. `semantics` says how many admissions the limit allows over a run:
- * 'bucket' (capacity + rate × time) or 'window' (limit per fixed window started at the first hit).
- * `groups` names the measurements a limiter takes part in: 'speed' (decisions/s), 'heap' (bytes per key).
- */
-export const inProcessLimiters = {
-  'lru-cache token bucket': {
-    reference: true,
-    semantics: 'bucket',
-    groups: ['speed', 'heap'],
-    make: lruTokenBuckets,
-  },
-  tollgate: { semantics: 'bucket', groups: ['speed', 'heap'], make: tollgate },
-  'tollgate default limiter': { semantics: 'bucket', groups: [], make: tollgateDefault },
-  'express-rate-limit MemoryStore': {
-    semantics: 'window',
-    groups: ['speed', 'heap'],
-    make: expressRateLimitStores,
-  },
-  'rate-limiter-flexible RateLimiterMemory': {
-    semantics: 'window',
-    groups: ['speed', 'heap'],
-    make: rateLimiterFlexible,
-  },
-  'limiter TokenBucket': { semantics: 'bucket', groups: ['heap'], make: limiterTokenBuckets },
+/** name → the subject's description (subjects.mjs) and its `make`. */
+const makers = {
+  'lru-cache token bucket': lruTokenBuckets,
+  tollgate,
+  'tollgate default limiter': tollgateDefault,
+  'express-rate-limit MemoryStore': expressRateLimitStores,
+  'rate-limiter-flexible RateLimiterMemory': rateLimiterFlexible,
+  'limiter TokenBucket': limiterTokenBuckets,
 }
+export const inProcessLimiters = Object.fromEntries(
+  Object.entries(inProcessSubjects).map(([name, subject]) => [name, { ...subject, make: makers[name] }]),
+)

@@ -3,11 +3,10 @@
 // `entry.chain` is the keys of the levels; in a Cluster all of them share the hash tag `entry.tag`.
 // Peers without chains are stacked as users stack them (one call per level, stopping at the first refusal).
 
-import { createLimiter } from '@tollgate/core'
-import { redisStore } from '@tollgate/redis'
 import { RedisStore } from 'rate-limit-redis'
 import { RateLimiterRedis } from 'rate-limiter-flexible'
 import { DEGRADED, stackedStores } from '../lib.mjs'
+import { redisSubjects } from '../subjects.mjs'
 import { GCRA_SOURCE, gcraArgs, loadScript } from './gcra.mjs'
 
 async function bareGcra(client, levels, { cluster }) {
@@ -32,7 +31,11 @@ const policy = ({ limit, windowMs }) => ({ capacity: limit, refill: { tokens: li
  * timeout. `onStoreError: 'closed'` makes a failed store call a refusal marked `degraded`, which is counted.
  * In a Cluster a 3-level chain is user → team → org, all tagged by the org: one slot, one atomic script.
  */
-function tollgate(client, levels, { cluster }) {
+async function tollgate(client, levels, { cluster }) {
+  // Loaded here, not at the top: while the store is being rewritten, a build that fails to load fails
+  // tollgate's samples only, and the references and peers are still measured.
+  const { createLimiter } = await import('@tollgate/core')
+  const { redisStore } = await import('@tollgate/redis')
   if (levels.length === 1) {
     const limiter = createLimiter({
       store: redisStore({ client }),
@@ -99,24 +102,14 @@ function rateLimitRedis(client, levels) {
   return (entry) => decide(entry.chain)
 }
 
-/**
- * name → { make, semantics, autoPipelining, cluster }. `cluster` marks the subjects also run on the
- * 3-master Cluster. Every subject is a real limiter: its admissions are checked against its limit.
- */
-export const redisLimiters = {
-  'bare EVALSHA': {
-    reference: true,
-    semantics: 'bucket',
-    autoPipelining: false,
-    cluster: true,
-    make: bareGcra,
-  },
-  tollgate: { semantics: 'bucket', autoPipelining: false, cluster: true, make: tollgate },
-  'tollgate, auto-pipelined client': { semantics: 'bucket', autoPipelining: true, make: tollgate },
-  'rate-limiter-flexible RateLimiterRedis': {
-    semantics: 'window',
-    autoPipelining: false,
-    make: rateLimiterFlexible,
-  },
-  'rate-limit-redis': { semantics: 'window', autoPipelining: false, make: rateLimitRedis },
+/** name → the subject's description (subjects.mjs) and its `make`. */
+const makers = {
+  'bare EVALSHA': bareGcra,
+  tollgate,
+  'tollgate, auto-pipelined client': tollgate,
+  'rate-limiter-flexible RateLimiterRedis': rateLimiterFlexible,
+  'rate-limit-redis': rateLimitRedis,
 }
+export const redisLimiters = Object.fromEntries(
+  Object.entries(redisSubjects).map(([name, subject]) => [name, { ...subject, make: makers[name] }]),
+)

@@ -174,11 +174,15 @@ async function memory({ keys }) {
   return { bytesPerKey: bytes / keys, redisKeys, keys, admitted, degraded, correct: admitted === keys }
 }
 
+let exitCode = 0
 try {
   reply(config.mode === 'memory' ? await memory(config) : await throughput(config))
+} catch (error) {
+  process.stderr.write(`${error?.stack ?? error}\n`)
+  exitCode = 1
 } finally {
   client.disconnect()
   for (const admin of admins) admin.disconnect()
   // A store may hold more connections and timers (pub/sub, refresh): the sample is over, so is the process.
-  process.exit(0)
+  process.exit(exitCode)
 }
