@@ -333,6 +333,9 @@ export function renderMarkdown(report) {
       `| ${r.scenario.framework} | ${r.scenario.regime} | ${r.subject === 'peer' ? peerName[r.scenario.framework] : r.subject} | ${rate(r.value)} | ${times(r.ratio)} | ${micros(r.serverCpu)} | ${ms(r.p99)} | ${admissions(r)} |`,
     "Every limiter: the same limit per hour (pass 10⁹, reject 10), keyed by the client address. Server CPU: the server process's utime+stime over the measured run, divided by its requests.",
   )
+  const seconds = new Map()
+  for (const r of rows) seconds.set(r.group, (seconds.get(r.group) ?? 0) + sum(r.samples, 'sampleMs') / 1000)
+  out.push('', `Time per group (s): ${[...seconds].map(([group, s]) => `${group} ${fmt(s)}`).join(', ')}.`)
   if (report.failures.length) {
     out.push('', '## Failed samples', '')
     for (const f of report.failures) {

@@ -30,12 +30,12 @@ const settings = quick
     }
   : {
       rounds: 3,
-      inProcess: { warmupMs: 300, ms: 1500 },
+      inProcess: { warmupMs: 300, ms: 1000 },
       memoryKeys: 1_000_000,
-      redis: { warmupMs: 500, ms: 2000 },
+      redis: { warmupMs: 500, ms: 1500 },
       redisMemoryKeys: 10_000,
       ceiling: { requests: 500_000, pipeline: 16, connections: 50 },
-      http: { warmupSeconds: 1, seconds: 4, connections: 64 },
+      http: { warmupSeconds: 1, seconds: 3, connections: 64 },
     }
 settings.rounds = Number(option('rounds') ?? settings.rounds)
 // The default limiter's store holds this many keys (core's documented default); issue 11 asks 10× as many.
@@ -209,8 +209,9 @@ async function main() {
       for (const [i, c] of order.entries()) {
         const label = `${c.group} ${JSON.stringify(c.scenario)} ${c.subject}`
         process.stderr.write(`round ${round}/${settings.rounds} ${i + 1}/${order.length} ${label}\n`)
+        const t0 = Date.now()
         try {
-          samples.get(c).push(await sample(c))
+          samples.get(c).push({ ...(await sample(c)), sampleMs: Date.now() - t0 })
         } catch (error) {
           failures.push({ round, ...c, error: String(error.message ?? error).slice(0, 600) })
           process.stderr.write(`  failed: ${String(error.message ?? error).slice(0, 300)}\n`)
