@@ -279,12 +279,25 @@ export function redisStore(options: RedisStoreOptions): Store {
       const policy = policyFromId(level.id)
       if (!policy) throw new Error(`unreadable policy id ${describeValue(level.id)}`)
       const assessment = assessDebt(policy, level.debt, first.now, request.cost)
+      const {
+        allowed: fits,
+        remaining,
+        resetAfterMs,
+        retryAfterMs,
+        delayMs,
+      } = settle(assessment, charge).result
       levels.push({
-        ...settle(assessment, charge).result,
         levelIndex: i,
+        level: request.book.levels[i]!,
         key: request.keys[i]!,
         policy,
+        limit: policy.capacity,
         custom: level.custom,
+        allowed: fits,
+        remaining,
+        resetAfterMs,
+        retryAfterMs,
+        delayMs,
       })
     }
     return { allowed, now: first.now, tier: first.tier, levels }
