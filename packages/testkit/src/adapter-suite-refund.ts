@@ -3,7 +3,7 @@ import { createLimiter, type Decision, type Store } from '@tollgate/core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type AdapterAppFactory, adapterHarness, leaveWhenDecided } from './adapter-harness.js'
 import { manualClock } from './clock.js'
-import { eventually } from './conformance.js'
+import { eventually } from './conformance/context.js'
 
 export interface RefundSuiteOptions {
   /** Stores to run on; `make` gives each test a fresh one. Default: the limiter's in-process store only. */
