@@ -20,18 +20,12 @@ import fp from 'fastify-plugin'
 
 /** What a route may set under `config: { rateLimit: { ... } }`; it is merged over the plugin's options. */
 export interface FastifyRouteRateLimitOptions extends HttpLimitOptions<FastifyRequest> {
-  /**
-   * Replaces the refusal response (429, or 503 under `onStoreError: 'closed'`). The RateLimit and
-   * Retry-After headers are already set when it runs; `decision.degraded` tells a store outage apart.
-   */
+  /** Replaces the refusal response (429, or 503 when the store is down); the headers are already set. */
   handler?: (request: FastifyRequest, reply: FastifyReply, decision: Decision) => unknown
 }
 
 export interface FastifyRateLimitOptions extends FastifyRouteRateLimitOptions {
-  /**
-   * Limit every route of the scope the plugin is registered in (default true). With false only routes
-   * that set `config.rateLimit` are limited.
-   */
+  /** Limit every route of the plugin's scope (default true); false: only routes with `config.rateLimit`. */
   global?: boolean
 }
 
