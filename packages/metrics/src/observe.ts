@@ -51,8 +51,8 @@ export interface ObserveOptions {
    */
   nearLimitRatio?: number
   /**
-   * Stores whose `stats()` (size, maxKeys, evictions) is read at each collection, by label value.
-   * Default: the limiter's own store when it has `stats()` (a MemoryStore), labelled by its name.
+   * Stores whose `stats()` (size, maxKeys, evictions) is read at each collection, by label value, e.g.
+   * `{ memory: store }` for a MemoryStore. Default: `limiter.store` when a limiter exposes one with stats().
    */
   stores?: Readonly<Record<string, StatsSource>>
 }
@@ -192,14 +192,10 @@ export function observeLimiter(
       sink.storeLatency(storeMs / 1000)
   }
 
-  // Events core adds later (`breaker`, `storeMs`) are read through this wider shape, so they count as soon
-  // as they land and type-check before.
-  type AnyEvent = LimiterEvent | { type: 'breaker'; state: BreakerState }
-  const listener = (raw: LimiterEvent): void => {
-    const event = raw as AnyEvent
+  const listener = (event: LimiterEvent): void => {
     switch (event.type) {
       case 'decision':
-        onDecision(event.decision, (event as { storeMs?: unknown }).storeMs)
+        onDecision(event.decision, event.storeMs)
         break
       case 'store-error':
         sink.storeError(event.mode, errorLabel(event.error))
@@ -213,6 +209,7 @@ export function observeLimiter(
         if (!breakerEventsSeen) breaker = 'closed'
         break
       case 'breaker':
+        // Checked at run time too: an unknown state from a newer core must not become a label.
         if ((BREAKER_STATES as readonly string[]).includes(event.state)) {
           breakerEventsSeen = true
           breaker = event.state

@@ -74,8 +74,9 @@ function decision(fields: Partial<Decision>): Decision {
 describe('observeLimiter with a real limiter', () => {
   it('reports each decision once, with the binding level, outcome and tier, and near-limit levels', async () => {
     const clock = manualClock()
+    const store = memoryStore({ clock: clock.now })
     const limiter = createLimiter({
-      store: memoryStore({ clock: clock.now }),
+      store,
       clock: clock.now,
       levels: ['user', { name: 'global', key: 'global' }],
       tiers: {
@@ -86,14 +87,18 @@ describe('observeLimiter with a real limiter', () => {
       },
     })
     const { sink, calls } = recordingSink()
-    const observer = observeLimiter(limiter, sink, { nearLimitRatio: 0.5 })
+    const observer = observeLimiter(limiter, sink, { nearLimitRatio: 0.5, stores: { memory: store } })
     await limiter.check({ user: 'a' }) // user 1/3, global 1/4
     await limiter.check({ user: 'a' }) // user 2/3 near (2 > 1), global 2/4 not (2 > 2 is false)
     await limiter.check({ user: 'b' }) // user 1/3, global 3/4 near
     await limiter.check({ user: 'c' }) // global 4/4 near
     await limiter.check({ user: 'd' }) // refused by global
     await limiter.check({ user: 'd' }, { cost: 0 }) // a peek is a decision, never near-limit
-    expect(calls).toEqual([
+    // Every decision event carries storeMs while someone listens: one latency, in seconds, per decision.
+    const latencies = calls.filter(([method]) => method === 'storeLatency')
+    expect(latencies).toHaveLength(6)
+    for (const [, seconds] of latencies) expect(seconds).toBeGreaterThanOrEqual(0)
+    expect(calls.filter(([method]) => method !== 'storeLatency')).toEqual([
       ['decision', 'user', 'admitted', 'free'],
       ['decision', 'user', 'admitted', 'free'],
       ['nearLimit', 'user', 'free'],
@@ -106,10 +111,10 @@ describe('observeLimiter with a real limiter', () => {
     ])
     expect(observer.levelLabels).toEqual(['user', 'global'])
     expect(observer.tierLabels()).toEqual(['free'])
-    expect(observer.storeStats()).toEqual([{ store: limiter.store.name, stats: expect.any(Object) }])
+    expect(observer.storeStats()).toEqual([{ store: 'memory', stats: store.stats() }])
     observer.close()
     await limiter.check({ user: 'e' })
-    expect(calls).toHaveLength(9)
+    expect(calls).toHaveLength(15)
     await limiter.close()
   })
 

@@ -107,7 +107,7 @@ export function registerOtelMetrics(
     unit: '{error}',
   })
   const storeDuration = meter.createHistogram('tollgate.store.duration', {
-    description: 'Time a decision spent in the store.',
+    description: 'Time a decision took, store call included (storeMs of the decision event).',
     unit: 's',
     advice: {
       explicitBucketBoundaries: [...(options.storeLatencyBoundaries ?? DEFAULT_STORE_LATENCY_BOUNDARIES)],

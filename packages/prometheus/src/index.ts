@@ -92,7 +92,7 @@ function createInstruments(registry: Registry, prefix: string, buckets: readonly
     ),
     storeDuration: new Histogram({
       name: name('store_duration_seconds'),
-      help: 'Time a decision spent in the store.',
+      help: 'Time a decision took, store call included (storeMs of the decision event).',
       labelNames: ['limiter'],
       buckets: [...buckets],
       registers,
