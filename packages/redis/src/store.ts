@@ -1,5 +1,6 @@
 /// <reference path="./cluster-key-slot.d.ts" />
 import {
+  assessDebt,
   type Clock,
   type DecideRequest,
   type DecideResult,
@@ -126,11 +127,13 @@ export function redisStore(options: RedisStoreOptions): Store {
   const nowArg = () => (clock ? String(Math.floor(clock())) : '')
   const keyOf = (level: string, key: string) => bucketKey(prefix, level, key, hashTag)
 
-  /** Resolves once the client is connected, or fails after timeoutMs: a client still connecting is not down. */
+  // A client that never connected yet is waited for (bounded by the timeout): it is not a failing store.
+  // One that lost its connection fails at once, so the fallback decides without waiting.
+  let everReady = client.status === 'ready'
+  if (!everReady) client.once('ready', () => (everReady = true))
   function connected(): Promise<void> | undefined {
-    if (client.status === 'ready') return undefined
-    if (client.status === 'end' || client.status === 'close')
-      return Promise.reject(new Error(`connection is ${client.status}`))
+    if (everReady || client.status === 'ready') return undefined
+    if (client.status === 'end') return Promise.reject(new Error('connection is closed'))
     return new Promise((resolve, reject) => {
       const ready = () => {
         client.off('end', ended)
@@ -260,7 +263,7 @@ export function redisStore(options: RedisStoreOptions): Store {
     const external = new Map<number, string | null>()
     if (groups.length < 2 || request.book.tiers.size === 0 || request.tier !== undefined) return external
     const values = await Promise.all(present.map((i) => client.hget(entryKey(keys[i]!), 'a')))
-    present.forEach((i, n) => external.set(i, values[n] ?? null))
+    for (const [n, i] of present.entries()) external.set(i, values[n] ?? null)
     return external
   }
 
@@ -275,17 +278,7 @@ export function redisStore(options: RedisStoreOptions): Store {
       if (!level || level.id === '') continue
       const policy = policyFromId(level.id)
       if (!policy) throw new Error(`unreadable policy id ${describeValue(level.id)}`)
-      const T = policy.tokens === 0 ? 1 : policy.per
-      const probe = request.cost === 0 ? T : request.cost * T
-      const fits = level.debt + probe <= policy.capacity * T
-      const assessment = {
-        policy,
-        cost: request.cost,
-        fits,
-        debt: level.debt,
-        origin: first.now,
-        converted: false,
-      }
+      const assessment = assessDebt(policy, level.debt, first.now, request.cost)
       levels.push({
         ...settle(assessment, charge).result,
         levelIndex: i,
@@ -320,7 +313,7 @@ export function redisStore(options: RedisStoreOptions): Store {
       if (!reply.allowed) refusedAt = g
     }
     if (refusedAt >= 0) {
-      const decidedAt = replies[0]!.now - 1
+      const decidedAt = replies[0]!.now
       await Promise.all([
         ...groups.slice(0, refusedAt).map((group, g) => {
           if (request.cost === 0) return undefined
