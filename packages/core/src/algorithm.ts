@@ -89,6 +89,7 @@ export function convertDebt(state: BucketState, policy: Policy, now: number): nu
   const oldDebt = debtUnderOwnPolicy(state, now)
   // A full bucket is the same as no bucket (full buckets expire): it is full under the new policy too.
   if (oldDebt === 0) return 0
+  // Stryker disable next-line ConditionalExpression: a rate-0 policy has per 1 (normalizePolicy), so state.per is already 1
   const oldT = state.tokens === 0 ? 1 : state.per
   const oldDebtTokens = oldDebt / oldT
   const available = Math.min(Math.max(state.capacity - oldDebtTokens, 0), policy.capacity)
@@ -121,6 +122,7 @@ export function assess(
  * compute the debt themselves (the Redis script) and leave the rest of the maths here.
  */
 export function assessDebt(policy: Policy, debt: number, now: number, cost: number): Assessment {
+  // Stryker disable next-line ConditionalExpression: a rate-0 policy has per 1 (normalizePolicy), so policy.per is already 1
   const T = policy.tokens === 0 ? 1 : policy.per
   // A peek (cost 0) asks whether one token is there, so capacity 0 refuses even a peek.
   const probe = cost === 0 ? T : cost * T

@@ -51,6 +51,7 @@ export function headerFormats(option: unknown, field = 'headers'): HeaderFormat[
 
 /** Structured-field Integers have at most 15 digits; nothing tollgate sends may be longer (or in exponent form). */
 const maxHeaderInteger = 999_999_999_999_999
+// Stryker disable next-line EqualityOperator: at ms = 0 both branches give 0
 const seconds = (ms: number): number => (ms <= 0 ? 0 : Math.min(Math.ceil(ms / 1000), maxHeaderInteger))
 
 /** A structured-field String: printable ASCII with `"` and `\` escaped; anything else becomes `?`. */
@@ -61,6 +62,7 @@ function sfString(text: string): string {
 /** ms until one token is back at a level that has none left (its effective window when r = 0). */
 function emptyWindowMs(level: LevelDecision): number {
   const { policy } = level
+  // Stryker disable next-line ConditionalExpression: without it a rate-0 level gives NaN, which is not finite either, so t is left out the same way
   if (policy.tokens === 0) return Number.POSITIVE_INFINITY
   const untilOne = level.resetAfterMs - ((policy.capacity - 1) * policy.per) / policy.tokens
   return Math.max(level.retryAfterMs, untilOne, 0)

@@ -51,6 +51,7 @@ function gcd(a: number, b: number): number {
 function toFraction(x: number, maxDen: number): [number, number] | undefined {
   let [h0, h1, k0, k1] = [0, 1, 1, 0]
   let y = x
+  // Stryker disable next-line EqualityOperator,UpdateOperator: a safety bound never reached: denominators grow at least as Fibonacci numbers and pass maxDen within 60 steps
   for (let i = 0; i < 64; i++) {
     const a = Math.floor(y)
     const h2 = a * h1 + h0
@@ -61,6 +62,7 @@ function toFraction(x: number, maxDen: number): [number, number] | undefined {
     if (Math.abs(h1 / k1 - x) <= Math.abs(x) * 1e-12 || rest === 0) break
     y = 1 / rest
   }
+  // Stryker disable next-line ConditionalExpression,LogicalOperator,EqualityOperator,ArithmeticOperator: with k1 = 0 the error is infinite; a convergent whose next denominator passes 1e12 is always within 1e-12 unless its numerator is 0, which normalizePolicy refuses anyway (the whole test dropped is caught by policy-bounds.test.ts)
   if (k1 === 0 || Math.abs(h1 / k1 - x) > Math.abs(x) * 1e-12) return undefined
   return [h1, k1]
 }
@@ -87,6 +89,7 @@ export function normalizePolicy(input: unknown, field = 'policy'): Policy {
   }
   const capacity = raw.capacity
   if (
+    // Stryker disable next-line ConditionalExpression: Number.isInteger is false for any non-number, so the next check refuses it the same way
     typeof capacity !== 'number' ||
     !Number.isInteger(capacity) ||
     capacity < 0 ||
@@ -118,6 +121,7 @@ export function normalizePolicy(input: unknown, field = 'policy'): Policy {
     )
   }
   const tokensField = typeof raw.refill === 'number' ? `${field}.refill` : `${field}.refill.tokens`
+  // Stryker disable next-line ConditionalExpression: Number.isFinite is false for any non-number, so dropping the typeof check (or another clause, caught by tests) changes nothing
   if (typeof tokensRaw !== 'number' || !Number.isFinite(tokensRaw) || tokensRaw < 0) {
     throw policyError(tokensField, tokensRaw, 'a finite number of tokens, 0 or more')
   }
@@ -168,11 +172,13 @@ const validated = new WeakSet<object>()
 
 /** True for a policy that normalizePolicy returned (so it needs no second validation). */
 export function isPolicy(value: unknown): value is Policy {
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: WeakSet.has answers false for null and primitives, so these guards only save a call (dropping the whole test is caught by policy-bounds.test.ts)
   return typeof value === 'object' && value !== null && validated.has(value)
 }
 
 /** Tokens per second, for display and headers. */
 export function ratePerSecond(policy: Policy): number {
+  // Stryker disable next-line ConditionalExpression: with tokens 0 the formula gives 0 too
   return policy.tokens === 0 ? 0 : (policy.tokens * 1000) / policy.per
 }
 
@@ -204,12 +210,14 @@ export function policyFromId(id: string): Policy | undefined {
       algorithm: prefix === 'tb' ? 'token-bucket' : 'leaky-bucket',
       mode: prefix === 'lbd' ? 'delay' : 'reject',
       capacity: Number(capacity),
+      // Stryker disable next-line ConditionalExpression: { tokens: 0, per } normalizes to the same rate-0 policy as refill 0
       refill: Number(tokens) === 0 ? 0 : { tokens: Number(tokens), per: Number(per) },
     })
   } catch {
     return undefined
   }
   if (policy.id !== id) return undefined
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: the bound of a cache of validated policies: when it clears changes memory only, never an answer
   if (parsedIds.size >= 10_000) parsedIds.clear()
   parsedIds.set(id, policy)
   return policy

@@ -26,7 +26,9 @@ export function tierAt(
   t: number,
 ): string | undefined {
   if (forcedTier !== undefined) return forcedTier
+  // Stryker disable next-line ConditionalExpression: a fast path: with no tiers no assignment is known and the book has no default tier
   if (book.tiers.size === 0) return undefined
+  // Stryker disable next-line EqualityOperator: entries[length] is undefined, which has no assignment
   for (let i = 0; i < entries.length; i++) {
     const assigned = valueAt(entries[i]?.assignment, t)
     if (assigned !== null && book.tiers.has(assigned)) return assigned
@@ -73,6 +75,7 @@ export function changeMoments(
   if (forcedTier === undefined) for (const e of entries) collect(moments, e?.assignment, after, upTo)
   if (forcedTier !== undefined) collect(moments, book.tiers.get(forcedTier)?.[levelIndex], after, upTo)
   else for (const tier of book.tiers.values()) collect(moments, tier[levelIndex], after, upTo)
+  // Stryker disable next-line EqualityOperator: one moment is already sorted and unique
   if (moments.length > 1) {
     moments.sort((a, b) => a - b)
     let n = 1

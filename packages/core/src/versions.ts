@@ -50,5 +50,6 @@ export function appendVersion<T>(
   const next = versions ? versions.slice() : []
   while (next.length > 0 && next[next.length - 1]!.since >= since) next.pop()
   next.push({ since, value })
+  // Stryker disable next-line EqualityOperator: at exactly MAX_VERSIONS the slice keeps every version
   return next.length > MAX_VERSIONS ? next.slice(next.length - MAX_VERSIONS) : next
 }
