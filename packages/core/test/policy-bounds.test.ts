@@ -149,6 +149,7 @@ describe('policy identity and round trips', () => {
   it('reads a policy back from its id, once per id', () => {
     for (const input of [
       { capacity: 10, refill: 10 },
+      { capacity: 100, refill: { tokens: 13, per: '1s' } },
       { capacity: 3, refill: 0 },
       { algorithm: 'leaky-bucket', capacity: 25, refill: { tokens: 7, per: '90s' } },
       { algorithm: 'leaky-bucket', mode: 'delay', capacity: 12, refill: 0.3 },
