@@ -1,0 +1,95 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { ErrorCode, type Limiter, normalizePolicy, TollgateError } from '@tollgate/core'
+import { badRequest, type JsonResult, json, notFound, unauthorized } from './http.js'
+import { ORG_FACTOR } from './limiter.js'
+import { API_KEYS, PLAN_TIERS } from './tenants.js'
+
+/** The admin API: guarded by ADMIN_TOKEN, bad bodies answered with 400 problems that name the field. */
+export function createAdmin(limiter: Limiter, adminToken: string) {
+  function authorize(headers: IncomingHttpHeaders): JsonResult | undefined {
+    return headers.authorization === `Bearer ${adminToken}`
+      ? undefined
+      : unauthorized('Admin routes need Authorization: Bearer <ADMIN_TOKEN>')
+  }
+  const knownOrgs = new Set(Object.values(API_KEYS).map((t) => t.org))
+
+  function parse(text: string | undefined): { value: Record<string, unknown> } | JsonResult {
+    try {
+      const value: unknown = JSON.parse(text ?? '')
+      if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+        return { value: value as Record<string, unknown> }
+      }
+    } catch {
+      // falls through to the 400 below
+    }
+    return badRequest('The body must be a JSON object', 'body')
+  }
+
+  /** Runs an admin operation: unauthorized → 401, TollgateError → 400 naming its field. */
+  async function run(
+    headers: IncomingHttpHeaders,
+    operation: () => Promise<JsonResult>,
+  ): Promise<JsonResult> {
+    const denied = authorize(headers)
+    if (denied) return denied
+    try {
+      return await operation()
+    } catch (error) {
+      if (!(error instanceof TollgateError)) throw error
+      const field = error.field?.replace(/^body\./, '') ?? 'body'
+      return badRequest(error.message.replace(/^body\./, ''), field, error.code)
+    }
+  }
+
+  return {
+    /** PUT /admin/orgs/:org/tier `{ "tier": "premium" }` */
+    setOrgTier: (headers: IncomingHttpHeaders, org: string, text: string | undefined) =>
+      run(headers, async () => {
+        if (!knownOrgs.has(org)) return notFound(`No org ${JSON.stringify(org)}`)
+        const parsed = parse(text)
+        if (!('value' in parsed)) return parsed
+        const tier = (parsed.value as { tier?: unknown }).tier
+        if (typeof tier !== 'string' || !(PLAN_TIERS as readonly string[]).includes(tier)) {
+          return badRequest(
+            `tier must be one of ${PLAN_TIERS.join(', ')}; got ${JSON.stringify(tier) ?? 'nothing'}`,
+            'tier',
+            ErrorCode.UnknownTier,
+          )
+        }
+        await limiter.setTier({ level: 'org', key: org }, tier)
+        return json(200, { org, tier })
+      }),
+
+    /** PUT /admin/tiers/:tier `{ "capacity": 20, "refill": { "tokens": 20, "per": "1s" } }`: the user level; org follows at 5×. */
+    updateTier: (headers: IncomingHttpHeaders, tier: string, text: string | undefined) =>
+      run(headers, async () => {
+        if (!(PLAN_TIERS as readonly string[]).includes(tier))
+          return notFound(`No tier ${JSON.stringify(tier)}`)
+        const parsed = parse(text)
+        if (!('value' in parsed)) return parsed
+        const user = normalizePolicy(parsed.value, 'body')
+        const org = {
+          ...parsed.value,
+          capacity: user.capacity * ORG_FACTOR,
+          refill: { tokens: user.tokens * ORG_FACTOR, per: user.per },
+        }
+        await limiter.updateLimits(tier, { user, org: normalizePolicy(org, 'body') })
+        return json(200, { tier, user: parsed.value, org: { capacity: org.capacity, refill: org.refill } })
+      }),
+
+    /** GET /admin/orgs/:org: the org's tier and the current state of its bucket and its users' buckets. */
+    getOrg: (headers: IncomingHttpHeaders, org: string) =>
+      run(headers, async () => {
+        if (!knownOrgs.has(org)) return notFound(`No org ${JSON.stringify(org)}`)
+        const tier = await limiter.getTier({ level: 'org', key: org })
+        const bucket = await limiter.getBucket({ level: 'org', key: org })
+        const users = Object.values(API_KEYS).filter((t) => t.org === org)
+        const userBuckets = await Promise.all(
+          users.map((t) => limiter.getBucket({ level: 'user', key: t.user }, tier ? { tier } : undefined)),
+        )
+        return json(200, { org, tier, bucket, users: userBuckets })
+      }),
+  }
+}
+
+export type Admin = ReturnType<typeof createAdmin>

@@ -1,0 +1,102 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import {
+  createLimiter,
+  type HttpLimitOptions,
+  type Limiter,
+  type PolicyInput,
+  type Store,
+} from '@tollgate/core'
+import { memoryStore } from '@tollgate/memory'
+import { ANONYMOUS_TIER, caller, ORG_TIERS } from './tenants.js'
+
+const perSecond = (n: number): PolicyInput => ({ capacity: n, refill: { tokens: n, per: '1s' } })
+/** The org level is always 5× the user level of the org's tier. */
+export const ORG_FACTOR = 5
+const tierLimits = (userPerSecond: number) => ({
+  user: perSecond(userPerSecond),
+  org: perSecond(userPerSecond * ORG_FACTOR),
+})
+
+export interface ExampleLimiter {
+  limiter: Limiter
+  /** Which store decides: `memory` or `redis`. */
+  storeName: string
+  close(): Promise<void>
+}
+
+/**
+ * The limiter every example uses: chain user → org → global, tiers free / premium / enterprise (user level
+ * 10 / 100 / 1000 per second, org level 5× that), a global 5000/s, and an anonymous tier of 5 at 1/s.
+ * `REDIS_URL` set → a Redis store shared by every server, else an in-process memory store.
+ */
+export async function createExampleLimiter(env: NodeJS.ProcessEnv = process.env): Promise<ExampleLimiter> {
+  const { store, storeName, closeStore } = await openStore(env.REDIS_URL)
+  const limiter = createLimiter({
+    store,
+    levels: ['user', 'org', 'global'],
+    tiers: {
+      free: tierLimits(10),
+      premium: tierLimits(100),
+      enterprise: tierLimits(1000),
+      [ANONYMOUS_TIER]: { user: { capacity: 5, refill: { tokens: 1, per: '1s' } } },
+    },
+    policies: { global: perSecond(5000) },
+    defaultTier: 'free',
+  })
+  // With a shared store an earlier run (or another server) may have moved an org already: keep its choice.
+  for (const [org, tier] of Object.entries(ORG_TIERS)) {
+    const ref = { level: 'org', key: org }
+    if ((await limiter.getTier(ref)) === undefined) await limiter.setTier(ref, tier)
+  }
+  return {
+    limiter,
+    storeName,
+    async close() {
+      await limiter.close()
+      await closeStore()
+    },
+  }
+}
+
+async function openStore(
+  redisUrl: string | undefined,
+): Promise<{ store: Store; storeName: string; closeStore: () => Promise<void> }> {
+  if (!redisUrl) return { store: memoryStore(), storeName: 'memory', closeStore: async () => {} }
+  // Loaded only when asked for, so the memory-only path needs no Redis at all.
+  const [{ Redis }, { redisStore }] = await Promise.all([import('ioredis'), import('@tollgate/redis')])
+  // No offline queue: while Redis is away commands fail at once and the limiter's onStoreError decides.
+  const client = new Redis(redisUrl, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    lazyConnect: true,
+  })
+  client.on('error', () => {}) // reported through the limiter's store-error events; reconnects by itself
+  await client.connect()
+  const store = redisStore({ client })
+  return {
+    store,
+    storeName: 'redis',
+    closeStore: async () => {
+      await store.close?.()
+      client.disconnect()
+    },
+  }
+}
+
+/** The adapter options of an API route: subject and tier from the API key, the route's cost. */
+export function routeLimit(
+  limiter: Limiter,
+  cost: number,
+): HttpLimitOptions<{ readonly headers: IncomingHttpHeaders }> {
+  return {
+    limiter,
+    cost,
+    // undefined → the adapter keys the request by client address (IPv6 by /56).
+    subject: (req) => {
+      const who = caller(req.headers)
+      return who.kind === 'tenant' ? { user: who.user, org: who.org } : undefined
+    },
+    // Tenants get their org's assigned tier; everyone else the anonymous one.
+    tier: (req) => (caller(req.headers).kind === 'tenant' ? undefined : ANONYMOUS_TIER),
+  }
+}
