@@ -6,6 +6,9 @@ import {
   apiReply,
   createAdmin,
   createExampleLimiter,
+  debugThrow,
+  discardUnreadBodies,
+  errorResult,
   exampleConfig,
   health,
   type JsonResult,
@@ -13,6 +16,7 @@ import {
   ROUTE_COST,
   readBody,
   routeLimit,
+  unmatchedRoute,
 } from '@tollgate/example-shared'
 import { rateLimit } from '@tollgate/koa'
 import Koa, { type Context } from 'koa'
@@ -22,6 +26,7 @@ const { limiter, storeName, close } = await createExampleLimiter()
 const admin = createAdmin(limiter, config.adminToken)
 const send = (ctx: Context, result: JsonResult) => {
   ctx.status = result.status
+  ctx.set(result.headers ?? {})
   ctx.type = result.contentType
   ctx.body = JSON.stringify(result.body)
 }
@@ -33,17 +38,30 @@ for (const route of ['hello', 'search'] as const) {
     send(ctx, apiReply(route, ctx.headers, typeof ctx.query.q === 'string' ? ctx.query.q : undefined)),
   )
 }
+// The admin operations check the token first and only then read the body (at most 64 KiB, else 413).
 router.put('/admin/orgs/:org/tier', async (ctx) =>
-  send(ctx, await admin.setOrgTier(ctx.headers, ctx.params.org!, await readBody(ctx.req))),
+  send(ctx, await admin.setOrgTier(ctx.headers, ctx.params.org!, () => readBody(ctx.req))),
 )
 router.put('/admin/tiers/:tier', async (ctx) =>
-  send(ctx, await admin.updateTier(ctx.headers, ctx.params.tier!, await readBody(ctx.req))),
+  send(ctx, await admin.updateTier(ctx.headers, ctx.params.tier!, () => readBody(ctx.req))),
 )
 router.get('/admin/orgs/:org', async (ctx) => send(ctx, await admin.getOrg(ctx.headers, ctx.params.org!)))
+if (config.debugRoutes) router.get('/debug/throw', debugThrow)
 
 const app = new Koa()
+// Every error becomes a problem+json answer, never Koa's text pages or a stack.
+app.use(async (ctx, next) => {
+  try {
+    await next()
+  } catch (error) {
+    send(ctx, errorResult(error))
+  }
+})
 app.use(router.routes())
+app.use((ctx) => send(ctx, unmatchedRoute(ctx.method, ctx.originalUrl))) // no route took it: 404 / 405
 const server = createServer(app.callback())
+// What a client sends past an answer is read and dropped, so it sees the answer and can reuse the connection.
+discardUnreadBodies(server)
 server.listen(config.port, config.host, () => {
   const { address, port } = server.address() as AddressInfo
   announce('koa', config, `http://${address}:${port}`, storeName)

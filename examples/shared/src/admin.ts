@@ -1,19 +1,32 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { ErrorCode, type Limiter, normalizePolicy, TollgateError } from '@tollgate/core'
 import { badRequest, type JsonResult, json, notFound, unauthorized } from './http.js'
 import { ORG_FACTOR } from './limiter.js'
 import { API_KEYS, PLAN_TIERS } from './tenants.js'
 
-/** The admin API: guarded by ADMIN_TOKEN, bad bodies answered with 400 problems that name the field. */
+/** Reads the request body, called only once the caller is authorized. */
+export type BodyReader = () => Promise<string | undefined>
+
+const digest = (text: string): Buffer => createHash('sha256').update(text).digest()
+
+/**
+ * The admin API: guarded by ADMIN_TOKEN (checked before any body is read), bad bodies answered with 400
+ * problems that name the field.
+ */
 export function createAdmin(limiter: Limiter, adminToken: string) {
+  const expected = digest(adminToken)
+  /** 401 unless `Authorization: Bearer <ADMIN_TOKEN>`; compares equal-length digests in constant time. */
   function authorize(headers: IncomingHttpHeaders): JsonResult | undefined {
-    return headers.authorization === `Bearer ${adminToken}`
+    const token = /^Bearer\s+(\S+)$/i.exec(headers.authorization ?? '')?.[1] ?? ''
+    return timingSafeEqual(digest(token), expected)
       ? undefined
       : unauthorized('Admin routes need Authorization: Bearer <ADMIN_TOKEN>')
   }
   const knownOrgs = new Set(Object.values(API_KEYS).map((t) => t.org))
 
-  function parse(text: string | undefined): { value: Record<string, unknown> } | JsonResult {
+  async function parse(body: BodyReader): Promise<{ value: Record<string, unknown> } | JsonResult> {
+    const text = await body()
     try {
       const value: unknown = JSON.parse(text ?? '')
       if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
@@ -42,11 +55,13 @@ export function createAdmin(limiter: Limiter, adminToken: string) {
   }
 
   return {
+    authorize,
+
     /** PUT /admin/orgs/:org/tier `{ "tier": "premium" }` */
-    setOrgTier: (headers: IncomingHttpHeaders, org: string, text: string | undefined) =>
+    setOrgTier: (headers: IncomingHttpHeaders, org: string, body: BodyReader) =>
       run(headers, async () => {
         if (!knownOrgs.has(org)) return notFound(`No org ${JSON.stringify(org)}`)
-        const parsed = parse(text)
+        const parsed = await parse(body)
         if (!('value' in parsed)) return parsed
         const tier = (parsed.value as { tier?: unknown }).tier
         if (typeof tier !== 'string' || !(PLAN_TIERS as readonly string[]).includes(tier)) {
@@ -61,11 +76,11 @@ export function createAdmin(limiter: Limiter, adminToken: string) {
       }),
 
     /** PUT /admin/tiers/:tier `{ "capacity": 20, "refill": { "tokens": 20, "per": "1s" } }`: the user level; org follows at 5×. */
-    updateTier: (headers: IncomingHttpHeaders, tier: string, text: string | undefined) =>
+    updateTier: (headers: IncomingHttpHeaders, tier: string, body: BodyReader) =>
       run(headers, async () => {
         if (!(PLAN_TIERS as readonly string[]).includes(tier))
           return notFound(`No tier ${JSON.stringify(tier)}`)
-        const parsed = parse(text)
+        const parsed = await parse(body)
         if (!('value' in parsed)) return parsed
         const user = normalizePolicy(parsed.value, 'body')
         const org = {

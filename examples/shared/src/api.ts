@@ -17,3 +17,11 @@ export function apiReply(
 }
 
 export const health = (): JsonResult => json(200, { status: 'ok' })
+
+/**
+ * GET /debug/throw, served only with EXAMPLE_DEBUG_ROUTES=1: fails as a bug would, with a file path in its
+ * message, to show that the 500 answer carries none of it.
+ */
+export async function debugThrow(): Promise<never> {
+  throw new Error(`debug route failed on purpose in ${import.meta.url}`)
+}

@@ -1,7 +1,23 @@
 // What the three example APIs share, one concern per module; each main.ts wires these into its framework.
-export { type Admin, createAdmin } from './admin.js'
-export { apiReply, health } from './api.js'
-export { badRequest, type JsonResult, json, notFound, problem, readBody, unauthorized } from './http.js'
+export { type Admin, type BodyReader, createAdmin } from './admin.js'
+export { apiReply, debugThrow, health } from './api.js'
+export {
+  BODY_LIMIT,
+  badRequest,
+  DISCARD_LIMIT,
+  discardUnreadBodies,
+  errorResult,
+  type JsonResult,
+  json,
+  notFound,
+  ProblemError,
+  payloadTooLarge,
+  problem,
+  ROUTES,
+  readBody,
+  unauthorized,
+  unmatchedRoute,
+} from './http.js'
 export { createExampleLimiter, type ExampleLimiter, ORG_FACTOR, routeLimit } from './limiter.js'
 export { announce, type ExampleConfig, exampleConfig, onShutdown } from './process.js'
 export {

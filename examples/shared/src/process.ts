@@ -7,9 +7,11 @@ export interface ExampleConfig {
   adminToken: string
   /** True when the token was generated: print it at start. */
   generatedToken: boolean
+  /** EXAMPLE_DEBUG_ROUTES=1 adds GET /debug/throw, a handler that throws (the e2e tests use it). */
+  debugRoutes: boolean
 }
 
-/** PORT (default 3000), HOST (default 127.0.0.1, loopback), ADMIN_TOKEN (generated when unset). */
+/** PORT (default 3000), HOST (default 127.0.0.1, loopback), ADMIN_TOKEN (generated when unset), EXAMPLE_DEBUG_ROUTES. */
 export function exampleConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig {
   const port = env.PORT === undefined || env.PORT === '' ? 3000 : Number(env.PORT)
   if (!Number.isInteger(port) || port < 0 || port > 65_535) {
@@ -19,7 +21,13 @@ export function exampleConfig(env: NodeJS.ProcessEnv = process.env): ExampleConf
     })
   }
   const adminToken = env.ADMIN_TOKEN || randomBytes(18).toString('base64url')
-  return { port, host: env.HOST || '127.0.0.1', adminToken, generatedToken: !env.ADMIN_TOKEN }
+  return {
+    port,
+    host: env.HOST || '127.0.0.1',
+    adminToken,
+    generatedToken: !env.ADMIN_TOKEN,
+    debugRoutes: env.EXAMPLE_DEBUG_ROUTES === '1',
+  }
 }
 
 /** The start-up lines every example prints; the e2e tests wait for "listening on". */

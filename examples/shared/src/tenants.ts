@@ -43,6 +43,7 @@ export function caller(headers: IncomingHttpHeaders): Caller {
   const authorization = headers.authorization
   if (!authorization) return { kind: 'anonymous' }
   const match = /^Bearer\s+(\S+)$/i.exec(authorization)
-  const tenant = match ? API_KEYS[match[1]!] : undefined
+  // Own keys only: `Bearer __proto__` must not find Object.prototype.
+  const tenant = match && Object.hasOwn(API_KEYS, match[1]!) ? API_KEYS[match[1]!] : undefined
   return tenant ? { kind: 'tenant', ...tenant } : { kind: 'unknown-key' }
 }

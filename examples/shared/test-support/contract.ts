@@ -3,6 +3,7 @@ import { request } from 'node:http'
 import { createServer } from 'node:net'
 import { type RedisServer, startRedis } from '@tollgate/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ROUTES } from '../src/http.js'
 
 const QUOTA_EXCEEDED = 'https://iana.org/assignments/http-problem-types#quota-exceeded'
 const ADMIN_TOKEN = 'e2e-admin-token'
@@ -30,13 +31,67 @@ function statusFrom(base: string, path: string, localAddress: string): Promise<n
   })
 }
 
+/** What no answer of an example may carry: an HTML page, a stack frame, a file path. */
+const INTERNALS = /<html|<!doctype|<body|\bat .+:\d+:\d+|file:\/\/|\/[\w.-]+\/[\w.-]+\.(?:ts|js|mjs|cjs)\b/i
+
+/** Asserts a problem+json answer with this status and no internals; returns its body. */
+async function expectProblem(res: Response, status: number): Promise<Record<string, unknown>> {
+  const text = await res.text()
+  expect(res.status, text).toBe(status)
+  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+  expect(text).not.toMatch(INTERNALS)
+  const body = JSON.parse(text) as Record<string, unknown>
+  expect(body).toMatchObject({ status, title: expect.any(String) })
+  return body
+}
+
+/**
+ * Sends an admin PUT that declares a body of `declaredBytes` but sends only its first bytes and never the
+ * rest: a server that reads the body before answering never answers (the test then times out).
+ */
+function putWithUnfinishedBody(
+  url: string,
+  token: string,
+  declaredBytes: number,
+): Promise<{ status: number; contentType: string; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/admin/tiers/free`, {
+      method: 'PUT',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        'content-length': String(declaredBytes),
+      },
+    })
+    req.on('response', (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk) => {
+        text += chunk
+      })
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type']), text })
+        req.destroy()
+      })
+    })
+    req.on('error', reject)
+    req.write('{"capacity":')
+  })
+}
+
 /** Starts an example as its users do (TypeScript sources through tsx), on a free loopback port; one process, one PID. */
 async function startExample(
   dir: string,
   redisUrl: string | undefined,
 ): Promise<{ url: string; child: ChildProcess; output: () => string }> {
   const port = await freePort()
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), ADMIN_TOKEN, HOST: '127.0.0.1' }
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: String(port),
+    ADMIN_TOKEN,
+    HOST: '127.0.0.1',
+    EXAMPLE_DEBUG_ROUTES: '1',
+  }
   if (redisUrl) env.REDIS_URL = redisUrl
   else delete env.REDIS_URL
   const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'src/main.ts'], {
@@ -163,6 +218,8 @@ export function describeExampleContract(
       expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/)
       expect(res.headers.get('ratelimit')).toMatch(/^"user";r=\d+;t=\d+, "global";/)
       expect(await res.json()).toMatchObject({ status: 401, title: 'Unauthorized' })
+      // An inherited property name is not a key either.
+      await expectProblem(await get('/api/hello', '__proto__'), 401)
     })
 
     it('limits requests without a key per client address at capacity 5', async () => {
@@ -178,6 +235,83 @@ export function describeExampleContract(
       const res = await admin('GET', '/admin/orgs/acme', undefined, 'wrong')
       expect(res.status).toBe(401)
       expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+      // Tokens of another length, a prefix and an extension of the right one: all 401, none a 500.
+      for (const token of [ADMIN_TOKEN.slice(0, -1), `${ADMIN_TOKEN}x`, 'x'.repeat(500)]) {
+        await expectProblem(await admin('GET', '/admin/orgs/acme', undefined, token), 401)
+      }
+      await expectProblem(await fetch(`${url}/admin/orgs/acme`), 401)
+    })
+
+    it('checks the admin token before reading a body', async () => {
+      const denied = await putWithUnfinishedBody(url, 'wrong', 100 * 1024)
+      expect(denied.status).toBe(401)
+      expect(denied.contentType).toMatch(/^application\/problem\+json/)
+      // Authorized, a declared 100 KB is refused as it arrives, before a byte of it is read.
+      const tooLarge = await putWithUnfinishedBody(url, ADMIN_TOKEN, 100 * 1024)
+      expect(tooLarge.status).toBe(413)
+      expect(tooLarge.contentType).toMatch(/^application\/problem\+json/)
+    })
+
+    it('answers a 100 KB admin body with a 413 problem, sent whole or in chunks', async () => {
+      const big = JSON.stringify({
+        capacity: 20,
+        refill: { tokens: 20, per: '1s' },
+        pad: 'x'.repeat(100 * 1024),
+      })
+      await expectProblem(await admin('PUT', '/admin/tiers/free', big), 413)
+      const chunked = new ReadableStream<Uint8Array>({
+        start(controller) {
+          const chunk = new TextEncoder().encode(big.slice(0, 10 * 1024))
+          for (let i = 0; i < 10; i++) controller.enqueue(chunk)
+          controller.close()
+        },
+      })
+      const res = await fetch(`${url}/admin/tiers/free`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: chunked,
+        duplex: 'half',
+      } as RequestInit)
+      await expectProblem(res, 413)
+      // The client's next body is read as usual (a connection left with unread bytes would hang it).
+      await expectProblem(await admin('PUT', '/admin/orgs/acme/tier', '{"tier":'), 400)
+      // Nothing changed: the free tier still has its limits.
+      expect((await get('/api/hello', 'free-alice')).headers.get('ratelimit-policy')).toBe(FREE_POLICY)
+    })
+
+    it('answers malformed JSON with a 400 problem', async () => {
+      for (const body of ['{"tier":', '{not json', '', 'null']) {
+        const problem = await expectProblem(await admin('PUT', '/admin/orgs/acme/tier', body), 400)
+        expect(problem).toMatchObject({ field: 'body' })
+      }
+    })
+
+    it('answers an unknown route with a 404 problem that does not echo the path', async () => {
+      for (const path of ['/nope', '/api/hello/extra', '/admin', '/<script>alert(1)</script>']) {
+        const body = await expectProblem(await get(path), 404)
+        expect(JSON.stringify(body)).not.toContain('script')
+      }
+      await expectProblem(await admin('GET', '/admin/orgs/nobody'), 404)
+    })
+
+    it('answers a wrong method with a 405 problem and Allow, on every route', async () => {
+      for (const route of ROUTES) {
+        const path = route.path.replace(':org', 'acme').replace(':tier', 'free')
+        const wrong = route.method === 'GET' ? 'POST' : 'DELETE'
+        const res = await admin(wrong, path, route.method === 'GET' ? '{}' : undefined)
+        expect(res.headers.get('allow'), `${wrong} ${path}`).toContain(route.method)
+        await expectProblem(res, 405)
+        // The route exists under its own method.
+        const right = await admin(route.method, path, route.method === 'PUT' ? '{}' : undefined)
+        expect(right.status, `${route.method} ${path}`).not.toBe(405)
+      }
+    })
+
+    it('answers a handler that throws with a 500 problem carrying no internals', async () => {
+      const body = await expectProblem(await get('/debug/throw'), 500)
+      expect(JSON.stringify(body)).not.toContain('on purpose')
+      // The server goes on serving.
+      expect((await get('/health')).status).toBe(200)
     })
 
     it('answers bad admin bodies with a 400 problem naming the field', async () => {
