@@ -11,6 +11,7 @@ import {
   exampleConfig,
   health,
   type JsonResult,
+  loadOpsPage,
   onShutdown,
   ROUTE_COST,
   readBody,
@@ -23,6 +24,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 const config = exampleConfig()
 const { limiter, storeName, close } = await createExampleLimiter()
 const admin = createAdmin(limiter, config.adminToken)
+const opsPage = loadOpsPage()
 const send = (res: Response, result: JsonResult) =>
   res
     .status(result.status)
@@ -45,7 +47,12 @@ app.put('/admin/orgs/:org/tier', async (req, res) =>
 app.put('/admin/tiers/:tier', async (req, res) =>
   send(res, await admin.updateTier(req.headers, req.params.tier, () => readBody(req))),
 )
+app.get('/admin/orgs', async (req, res) => send(res, await admin.listOrgs(req.headers)))
 app.get('/admin/orgs/:org', async (req, res) => send(res, await admin.getOrg(req.headers, req.params.org)))
+app.get('/admin/tiers', async (req, res) => send(res, await admin.listTiers(req.headers)))
+// The ops page itself holds no data: it asks for the token and sends it with each admin call.
+app.get('/ops', (_req, res) => res.set(opsPage.headers).send(opsPage.html))
+// GET /metrics goes here once @tollgate/prometheus is on main (issue 15, part 1).
 if (config.debugRoutes) app.get('/debug/throw', debugThrow)
 
 // Every other answer is problem+json too, never Express's HTML pages: 404 / 405, then any error.

@@ -11,6 +11,7 @@ import {
   exampleConfig,
   health,
   type JsonResult,
+  loadOpsPage,
   onShutdown,
   ROUTE_COST,
   routeLimit,
@@ -22,6 +23,7 @@ import Fastify, { type FastifyReply } from 'fastify'
 const config = exampleConfig()
 const { limiter, storeName, close } = await createExampleLimiter()
 const admin = createAdmin(limiter, config.adminToken)
+const opsPage = loadOpsPage()
 const send = (reply: FastifyReply, result: JsonResult) =>
   reply
     .code(result.status)
@@ -72,10 +74,17 @@ await app.register(async (adminRoutes) => {
   adminRoutes.put<Params>('/admin/tiers/:tier', async (request, reply) =>
     send(reply, await admin.updateTier(request.headers, request.params.tier!, body(request))),
   )
+  adminRoutes.get('/admin/orgs', async (request, reply) => send(reply, await admin.listOrgs(request.headers)))
   adminRoutes.get<Params>('/admin/orgs/:org', async (request, reply) =>
     send(reply, await admin.getOrg(request.headers, request.params.org!)),
   )
+  adminRoutes.get('/admin/tiers', async (request, reply) =>
+    send(reply, await admin.listTiers(request.headers)),
+  )
 })
+// The ops page itself holds no data: it asks for the token and sends it with each admin call.
+app.get('/ops', async (_request, reply) => reply.headers(opsPage.headers).send(opsPage.html))
+// GET /metrics goes here once @tollgate/prometheus is on main (issue 15, part 1).
 if (config.debugRoutes) app.get('/debug/throw', debugThrow)
 
 await app.listen({ port: config.port, host: config.host })

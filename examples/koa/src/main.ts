@@ -12,6 +12,7 @@ import {
   exampleConfig,
   health,
   type JsonResult,
+  loadOpsPage,
   onShutdown,
   ROUTE_COST,
   readBody,
@@ -24,6 +25,7 @@ import Koa, { type Context } from 'koa'
 const config = exampleConfig()
 const { limiter, storeName, close } = await createExampleLimiter()
 const admin = createAdmin(limiter, config.adminToken)
+const opsPage = loadOpsPage()
 const send = (ctx: Context, result: JsonResult) => {
   ctx.status = result.status
   ctx.set(result.headers ?? {})
@@ -45,7 +47,15 @@ router.put('/admin/orgs/:org/tier', async (ctx) =>
 router.put('/admin/tiers/:tier', async (ctx) =>
   send(ctx, await admin.updateTier(ctx.headers, ctx.params.tier!, () => readBody(ctx.req))),
 )
+router.get('/admin/orgs', async (ctx) => send(ctx, await admin.listOrgs(ctx.headers)))
 router.get('/admin/orgs/:org', async (ctx) => send(ctx, await admin.getOrg(ctx.headers, ctx.params.org!)))
+router.get('/admin/tiers', async (ctx) => send(ctx, await admin.listTiers(ctx.headers)))
+// The ops page itself holds no data: it asks for the token and sends it with each admin call.
+router.get('/ops', (ctx) => {
+  ctx.set(opsPage.headers)
+  ctx.body = opsPage.html
+})
+// GET /metrics goes here once @tollgate/prometheus is on main (issue 15, part 1).
 if (config.debugRoutes) router.get('/debug/throw', debugThrow)
 
 const app = new Koa()

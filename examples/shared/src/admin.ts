@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { ErrorCode, type Limiter, normalizePolicy, TollgateError } from '@tollgate/core'
 import { badRequest, type JsonResult, json, notFound, unauthorized } from './http.js'
 import { ORG_FACTOR } from './limiter.js'
+import { orgsView, tiersView } from './overview.js'
 import { API_KEYS, PLAN_TIERS } from './tenants.js'
 
 /** Reads the request body, called only once the caller is authorized. */
@@ -91,6 +92,14 @@ export function createAdmin(limiter: Limiter, adminToken: string) {
         await limiter.updateLimits(tier, { user, org: normalizePolicy(org, 'body') })
         return json(200, { tier, user: parsed.value, org: { capacity: org.capacity, refill: org.refill } })
       }),
+
+    /** GET /admin/tiers: every tier and its limits per level (the ops page's table). */
+    listTiers: (headers: IncomingHttpHeaders) =>
+      run(headers, async () => json(200, { levels: limiter.levels, tiers: await tiersView(limiter) })),
+
+    /** GET /admin/orgs: every org, its tier, and its users' buckets per level (the ops page polls it). */
+    listOrgs: (headers: IncomingHttpHeaders) =>
+      run(headers, async () => json(200, { orgs: await orgsView(limiter) })),
 
     /** GET /admin/orgs/:org: the org's tier and the current state of its bucket and its users' buckets. */
     getOrg: (headers: IncomingHttpHeaders, org: string) =>

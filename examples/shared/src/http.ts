@@ -106,9 +106,12 @@ export const ROUTES: readonly { method: 'GET' | 'PUT'; path: string }[] = [
   { method: 'GET', path: '/health' },
   { method: 'GET', path: '/api/hello' },
   { method: 'GET', path: '/api/search' },
+  { method: 'GET', path: '/admin/orgs' },
   { method: 'GET', path: '/admin/orgs/:org' },
   { method: 'PUT', path: '/admin/orgs/:org/tier' },
+  { method: 'GET', path: '/admin/tiers' },
   { method: 'PUT', path: '/admin/tiers/:tier' },
+  { method: 'GET', path: '/ops' },
 ]
 
 const matches = (pattern: string, path: string): boolean => {

@@ -19,6 +19,8 @@ export {
   unmatchedRoute,
 } from './http.js'
 export { createExampleLimiter, type ExampleLimiter, ORG_FACTOR, routeLimit } from './limiter.js'
+export { loadOpsPage, type OpsPage } from './ops.js'
+export type { BucketView, LimitView, OrgView, TierView } from './overview.js'
 export { announce, type ExampleConfig, exampleConfig, onShutdown } from './process.js'
 export {
   ANONYMOUS_TIER,

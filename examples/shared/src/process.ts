@@ -35,6 +35,7 @@ export function announce(framework: string, config: ExampleConfig, url: string, 
   console.log(`tollgate ${framework} example listening on ${url} (store: ${storeName})`)
   if (config.generatedToken) console.log(`ADMIN_TOKEN=${config.adminToken}`)
   console.log(`try: curl -i -H 'Authorization: Bearer free-alice' ${url}/api/hello`)
+  console.log(`ops page: ${url}/ops (asks for the admin token)`)
 }
 
 /** Stops cleanly on SIGINT / SIGTERM. */

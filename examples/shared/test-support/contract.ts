@@ -1,23 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { request } from 'node:http'
-import { createServer } from 'node:net'
 import { type RedisServer, startRedis } from '@tollgate/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROUTES } from '../src/http.js'
+import { ADMIN_TOKEN, startExample, stop } from './example-process.js'
 
 const QUOTA_EXCEEDED = 'https://iana.org/assignments/http-problem-types#quota-exceeded'
-const ADMIN_TOKEN = 'e2e-admin-token'
 const FREE_POLICY = '"user";q=10;w=1, "org";q=50;w=1, "global";q=5000;w=1'
 const ENTERPRISE_POLICY = '"user";q=1000;w=1, "org";q=5000;w=1, "global";q=5000;w=1'
 const STATE = /^"user";r=\d+;t=\d+, "org";r=\d+;t=\d+, "global";r=\d+;t=\d+$/
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** The status of a GET sent from a given loopback address (a client of its own for the anonymous, per-IP bucket). */
 function statusFrom(base: string, path: string, localAddress: string): Promise<number> {
@@ -77,59 +68,6 @@ function putWithUnfinishedBody(
     req.on('error', reject)
     req.write('{"capacity":')
   })
-}
-
-/** Starts an example as its users do (TypeScript sources through tsx), on a free loopback port; one process, one PID. */
-async function startExample(
-  dir: string,
-  redisUrl: string | undefined,
-): Promise<{ url: string; child: ChildProcess; output: () => string }> {
-  const port = await freePort()
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: String(port),
-    ADMIN_TOKEN,
-    HOST: '127.0.0.1',
-    EXAMPLE_DEBUG_ROUTES: '1',
-  }
-  if (redisUrl) env.REDIS_URL = redisUrl
-  else delete env.REDIS_URL
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'src/main.ts'], {
-    cwd: dir,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let output = ''
-  child.stdout!.on('data', (chunk) => {
-    output += chunk
-  })
-  child.stderr!.on('data', (chunk) => {
-    output += chunk
-  })
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL') // by its PID: never leave a half-started example behind
-      reject(new Error(`example did not start in 30 s:\n${output}`))
-    }, 30_000)
-    const check = () => {
-      if (!output.includes('listening on')) return
-      clearTimeout(timer)
-      resolve()
-    }
-    child.stdout!.on('data', check)
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`example exited with ${code}:\n${output}`))
-    })
-  })
-  return { url: `http://127.0.0.1:${port}`, child, output: () => output }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.pid === undefined) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  process.kill(child.pid, 'SIGTERM')
-  await exited
 }
 
 /**
@@ -342,6 +280,69 @@ export function describeExampleContract(
       })
       expect(body.bucket.remaining).toBeLessThanOrEqual(50)
       expect(body.users.map((u) => u.key)).toEqual(['alice', 'dave'])
+    })
+
+    it('lists the tiers with their limits per level, for the ops page', async () => {
+      await expectProblem(await fetch(`${url}/admin/tiers`), 401)
+      const res = await admin('GET', '/admin/tiers')
+      expect(res.status).toBe(200)
+      const body = (await res.json()) as { levels: string[]; tiers: { name: string }[] }
+      expect(body.levels).toEqual(['user', 'org', 'global'])
+      expect(body.tiers.map((t) => t.name)).toEqual(['free', 'premium', 'enterprise', 'anonymous'])
+      expect(body.tiers[1]).toEqual({
+        name: 'premium',
+        plan: true,
+        limits: {
+          user: { capacity: 100, perSecond: 100 },
+          org: { capacity: 500, perSecond: 500 },
+          global: { capacity: 5000, perSecond: 5000 },
+        },
+      })
+      // The anonymous tier limits no org, and is no plan an org can move to.
+      expect(body.tiers[3]).toMatchObject({
+        name: 'anonymous',
+        plan: false,
+        limits: { user: { capacity: 5 } },
+      })
+      expect(body.tiers[3]).not.toHaveProperty('limits.org')
+    })
+
+    it('lists every org with its tier and its users’ buckets per level', async () => {
+      await expectProblem(await fetch(`${url}/admin/orgs`), 401)
+      const res = await admin('GET', '/admin/orgs')
+      expect(res.status).toBe(200)
+      type Bucket = { level: string; remaining: number; limit: number }
+      const { orgs } = (await res.json()) as {
+        orgs: { org: string; tier: string; users: { user: string; buckets: Bucket[] }[] }[]
+      }
+      expect(orgs.map((o) => [o.org, o.tier, o.users.map((u) => u.user)])).toEqual([
+        ['acme', 'free', ['alice', 'dave']],
+        ['globex', 'premium', ['bob']],
+        ['initech', 'enterprise', ['carol']],
+      ])
+      const bob = orgs[1]!.users[0]!.buckets
+      expect(bob.map((b) => [b.level, b.limit])).toEqual([
+        ['user', 100],
+        ['org', 500],
+        ['global', 5000],
+      ])
+      // Spending shows here too; the ops page test sees it fall, on a tier that does not refill meanwhile.
+      for (const bucket of bob) expect(bucket.remaining).toBeLessThanOrEqual(bucket.limit)
+    })
+
+    it('serves the ops page without data, under a strict content security policy', async () => {
+      const res = await fetch(`${url}/ops`)
+      expect(res.status).toBe(200)
+      expect(res.headers.get('content-type')).toMatch(/^text\/html/)
+      const csp = res.headers.get('content-security-policy') ?? ''
+      expect(csp).toContain("default-src 'none'")
+      expect(csp).toMatch(/script-src 'sha256-[\w+/=]+'(;|$)/)
+      expect(csp).toContain("connect-src 'self'")
+      expect(res.headers.get('set-cookie')).toBeNull()
+      const html = await res.text()
+      expect(html).toContain('<title>tollgate ops</title>')
+      expect(html).not.toContain('acme') // the page holds no data: it asks for the token, then the API
+      expect(html).not.toContain('innerHTML')
     })
 
     it('moves an org to another tier at runtime', async () => {
