@@ -32,6 +32,8 @@ export interface BucketState {
   capacity: number
   tokens: number
   per: number
+  /** When it was written (store-clock ms): registry changes from then on apply at their own moments. */
+  epoch: number
 }
 
 /** One bucket's figures for one decision. */
@@ -57,7 +59,7 @@ export interface Assessment {
   readonly debt: number
   /** The time origin of this policy: `now`, or 0 for a frozen (rate 0) bucket. */
   readonly origin: number
-  /** A stored state had to be converted to the current policy: it must be written even if nothing is charged. */
+  /** A stored state had to be converted to the current policy (written only if the bucket is charged). */
   readonly converted: boolean
 }
 
@@ -73,14 +75,15 @@ function debtUnderOwnPolicy(state: BucketState, now: number): number {
   return Math.max(0, (state.tat - origin) * k + state.frac)
 }
 
-function sameScale(state: BucketState, policy: Policy): boolean {
+export function sameScale(state: BucketState, policy: Policy): boolean {
   return state.capacity === policy.capacity && state.tokens === policy.tokens && state.per === policy.per
 }
 
 /**
  * A state written under another policy keeps its history: the tokens it had stay, clamped to the new
  * capacity (no free refill), and are re-expressed as debt under the new policy, rounded up (never a gift).
- * Conversion happens when the bucket is next touched; until then it refills at the rate it was written with.
+ * `now` is the moment of the change: a registry change converts at its own moment (see advance.ts); a policy
+ * changed in code (a deploy) converts when the bucket is next charged.
  */
 export function convertDebt(state: BucketState, policy: Policy, now: number): number {
   const oldDebt = debtUnderOwnPolicy(state, now)
@@ -135,15 +138,22 @@ export function settle(
   }
   const delayMs = charge && policy.mode === 'delay' && !frozen ? Math.ceil(a.debt / k) : 0
   const result: BucketResult = { allowed: a.fits, remaining, resetAfterMs, retryAfterMs, delayMs }
-  if (!charge && !a.converted) return { result, state: undefined }
-  const state: BucketState = {
-    tat: a.origin + Math.floor(debt / k),
+  // Only a charge writes: a look (a peek, a refusal, getBucket) never changes what a later decision sees.
+  if (!charge) return { result, state: undefined }
+  return { result, state: stateFromDebt(debt, policy, a.origin) }
+}
+
+/** The state owing `debt` sub-units under `policy`, counted from `origin` (now, or 0 when frozen). */
+export function stateFromDebt(debt: number, policy: Policy, origin: number, epoch = 0): BucketState {
+  const k = policy.tokens === 0 ? 1 : policy.tokens
+  return {
+    tat: origin + Math.floor(debt / k),
     frac: debt % k,
     capacity: policy.capacity,
     tokens: policy.tokens,
     per: policy.per,
+    epoch,
   }
-  return { result, state }
 }
 
 /** One bucket on its own: charge it when the cost fits. */

@@ -29,6 +29,8 @@ export const ErrorCode = {
   StoreTimeout: 'ERR_TOLLGATE_STORE_TIMEOUT',
   /** The store is unavailable (down, circuit open, not ready). */
   StoreUnavailable: 'ERR_TOLLGATE_STORE_UNAVAILABLE',
+  /** The store holds data in a layout this version does not read; the message says what to run. */
+  StoreLayout: 'ERR_TOLLGATE_STORE_LAYOUT',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]

@@ -1,6 +1,21 @@
-import { type BucketState, stateTtlMs } from './algorithm.js'
-import { type ChainEntry, evaluateChain } from './chain.js'
-import type { ConsumeOp, ConsumeResult, RegistryChange, RegistryKind, RegistryStore, Store } from './store.js'
+import { LRUCache } from 'lru-cache'
+import { advance } from './advance.js'
+import { type Assessment, assess, type BucketState, settle, stateTtlMs } from './algorithm.js'
+import { bucketId } from './ids.js'
+import { policyFromId } from './policy.js'
+import { latestChange, policyAt, type ResolvedPolicy, type TenantEntries, tierAt } from './resolve.js'
+import type {
+  DecideRequest,
+  DecideResult,
+  EntryKind,
+  LevelResult,
+  RefundRequest,
+  RegistryChange,
+  RegistryStore,
+  Store,
+  TierEntry,
+} from './store.js'
+import { appendVersion, latest, type Version } from './versions.js'
 
 /** ms clock; stores and the limiter take one so tests can drive time by hand. */
 export type Clock = () => number
@@ -10,91 +25,91 @@ const timeOrigin = performance.timeOrigin
 /** A monotonic ms clock anchored at the wall clock when the process started. */
 export const monotonicClock: Clock = () => Math.floor(timeOrigin + performance.now())
 
-/**
- * Where an in-process store keeps bucket states. Expiry needs no timer and no clock here: a state
- * whose bucket is full again is the same as no state, and the store treats it so when read.
- */
-export interface StateCache {
-  get(key: string): BucketState | undefined
-  set(key: string, state: BucketState): void
-  delete(key: string): boolean
-}
-
-/**
- * A bounded Map in least-recently-used order: enough for the limiter's own fallback buckets.
- * @tollgate/memory plugs lru-cache in instead and adds eviction reports, purging and snapshots.
- */
-export function boundedMapCache(maxKeys: number): StateCache {
-  const entries = new Map<string, BucketState>()
-  return {
-    get(key) {
-      const state = entries.get(key)
-      if (state === undefined) return undefined
-      entries.delete(key)
-      entries.set(key, state)
-      return state
-    },
-    set(key, state) {
-      entries.delete(key)
-      entries.set(key, state)
-      if (entries.size > maxKeys) entries.delete(entries.keys().next().value as string)
-    },
-    delete: (key) => entries.delete(key),
-  }
-}
-
-/** True when a state's bucket is full again at `now`: it can be forgotten (it expires). */
+/** True when a state's bucket is full again at `now` under its own policy. */
 export function isExpired(state: BucketState, now: number): boolean {
   return stateTtlMs(state, now) <= 0
 }
 
-/** The in-process bucket key: level and key joined by a character neither may contain ambiguously. */
-export function bucketId(level: string, key: string): string {
-  return `${level}\u0000${key}`
+interface MutableEntries {
+  assignment?: Version<string>[]
+  bucket?: Version<import('./policy.js').Policy>[]
 }
 
-/** A registry held in this process; listeners hear every change at once. */
+const maxMoments = 10_000
+
+/** A registry held in this process, stamped with the store's clock; listeners hear every change at once. */
 export class InProcessRegistry implements RegistryStore {
-  private readonly data: Record<RegistryKind, Map<string, string>> = {
-    tier: new Map(),
-    assignment: new Map(),
-    bucket: new Map(),
-  }
+  private tenants = new Map<string, MutableEntries>()
+  private tierVersions = new Map<string, TierEntry>()
+  /** Moments of the most recent changes, ascending, for sweeps that must know a bucket saw none. */
+  private moments: number[] = []
   private readonly listeners = new Set<(change?: RegistryChange) => void>()
 
-  getNow(kind: RegistryKind, level: string, key: string): string | undefined {
-    const map = this.data[kind]
-    // Most registries hold no entry of a kind: answer without building the id.
-    return map.size === 0 ? undefined : map.get(bucketId(level, key))
+  constructor(private readonly clock: Clock = monotonicClock) {}
+
+  /** The entries a decision reads, synchronously; undefined in the common case of none. */
+  entriesNow(level: string, key: string): TenantEntries | undefined {
+    return this.tenants.size === 0 ? undefined : this.tenants.get(bucketId(level, key))
   }
 
-  async getMany(kind: RegistryKind, ids: readonly string[]): Promise<(string | undefined)[]> {
-    const map = this.data[kind]
-    return ids.map((id) => map.get(id))
+  async read(level: string, key: string): Promise<TenantEntries | undefined> {
+    return this.entriesNow(level, key)
   }
 
-  async list(kind: RegistryKind): Promise<[string, string][]> {
-    return [...this.data[kind]]
-  }
-
-  async put(
-    kind: RegistryKind,
-    id: string,
-    value: string,
+  async write(
+    kind: EntryKind,
+    level: string,
+    key: string,
+    value: string | null,
     condition?: 'absent' | 'present',
   ): Promise<boolean> {
-    const map = this.data[kind]
-    if (condition === 'absent' && map.has(id)) return false
-    if (condition === 'present' && !map.has(id)) return false
-    map.set(id, value)
-    this.emit({ kind, id })
+    const id = bucketId(level, key)
+    const entries = this.tenants.get(id) ?? {}
+    const current = kind === 'assignment' ? latest(entries.assignment) : latest(entries.bucket)
+    if (condition === 'absent' && current !== null) return false
+    if (condition === 'present' && current === null) return false
+    const now = Math.floor(this.clock())
+    if (kind === 'assignment') entries.assignment = appendVersion(entries.assignment, now, value)
+    else {
+      const policy = value === null ? null : policyFromId(value)
+      if (policy === undefined) throw new Error(`not a policy id: ${value}`)
+      entries.bucket = appendVersion(entries.bucket, now, policy)
+    }
+    this.tenants.set(id, entries)
+    this.noteMoment(now)
+    this.emit({ kind, level, key })
     return true
   }
 
-  async delete(kind: RegistryKind, id: string): Promise<boolean> {
-    const deleted = this.data[kind].delete(id)
-    if (deleted) this.emit({ kind, id })
-    return deleted
+  async tiers(): Promise<TierEntry[]> {
+    return this.tiersNow()
+  }
+
+  tiersNow(): TierEntry[] {
+    return [...this.tierVersions.values()]
+  }
+
+  async writeTier(tier: string, level: string, policyId: string): Promise<void> {
+    const id = bucketId(tier, level)
+    const now = Math.floor(this.clock())
+    const versions = appendVersion(this.tierVersions.get(id)?.versions, now, policyId)
+    this.noteMoment(now)
+    this.tierVersions.set(id, { tier, level, versions })
+    this.emit({ kind: 'tier' })
+  }
+
+  /** False when some change may have come in (after, upTo]: a state there may not be what it seems alone. */
+  quietBetween(after: number, upTo: number): boolean {
+    if (this.moments.length >= maxMoments && after < this.moments[0]!) return false
+    for (let i = this.moments.length - 1; i >= 0 && this.moments[i]! > after; i--) {
+      if (this.moments[i]! <= upTo) return false
+    }
+    return true
+  }
+
+  private noteMoment(now: number): void {
+    if (this.moments.length >= maxMoments) this.moments.shift()
+    this.moments.push(now)
   }
 
   subscribe(listener: (change?: RegistryChange) => void): () => void {
@@ -103,89 +118,183 @@ export class InProcessRegistry implements RegistryStore {
   }
 
   /** Everything, for snapshots. */
-  entries(): Record<RegistryKind, [string, string][]> {
-    return { tier: [...this.data.tier], assignment: [...this.data.assignment], bucket: [...this.data.bucket] }
+  snapshot(): { tenants: [string, TenantEntries][]; tiers: TierEntry[] } {
+    return { tenants: [...this.tenants], tiers: [...this.tierVersions.values()] }
   }
 
   /** Replaces everything (snapshot import) and tells listeners to reload. */
-  replace(entries: Partial<Record<RegistryKind, [string, string][]>>): void {
-    for (const kind of ['tier', 'assignment', 'bucket'] as const)
-      this.data[kind] = new Map(entries[kind] ?? [])
+  restore(snapshot: { tenants: [string, TenantEntries][]; tiers: TierEntry[] }): void {
+    this.tenants = new Map(snapshot.tenants.map(([id, e]) => [id, { ...e } as MutableEntries]))
+    this.tierVersions = new Map(snapshot.tiers.map((t) => [bucketId(t.tier, t.level), t]))
+    const all = [
+      ...snapshot.tenants.flatMap(([, e]) => [...(e.assignment ?? []), ...(e.bucket ?? [])]),
+      ...snapshot.tiers.flatMap((t) => t.versions),
+    ].map((v) => v.since)
+    this.moments = all.sort((a, b) => a - b).slice(-maxMoments)
     this.emit(undefined)
   }
 
   private emit(change: RegistryChange | undefined): void {
-    for (const listener of this.listeners) listener(change)
+    for (const listener of this.listeners) {
+      try {
+        listener(change)
+      } catch {
+        // One failing listener must not starve the others or fail the write.
+      }
+    }
   }
 }
 
 export interface InProcessStoreOptions {
-  cache: StateCache
+  /** Most buckets kept; the least recently used goes first. */
+  maxKeys: number
   clock?: Clock
-  registry?: InProcessRegistry
   name?: string
+  /** Called for every bucket dropped to make room (not for a full bucket, which loses nothing). */
+  onEvict?: (bucketId: string) => void
 }
+
+const noEntries: readonly (TenantEntries | undefined)[] = []
 
 /**
  * A Store whose chains are atomic because JavaScript runs one thing at a time: the whole chain is read,
- * decided and written in one synchronous turn.
+ * decided and written in one synchronous turn. Bounded by lru-cache, whose eviction stays O(1) under a key
+ * flood; a state whose bucket is full again reads as absent, so no TTL bookkeeping is needed.
  */
 export class InProcessStore implements Store {
   readonly name: string
   readonly registry: InProcessRegistry
-  protected readonly cache: StateCache
+  readonly maxKeys: number
+  protected readonly states: LRUCache<string, BucketState>
   protected readonly clock: Clock
+  protected evictions = 0
 
   constructor(options: InProcessStoreOptions) {
-    this.cache = options.cache
     this.clock = options.clock ?? monotonicClock
-    this.registry = options.registry ?? new InProcessRegistry()
+    this.registry = new InProcessRegistry(this.clock)
     this.name = options.name ?? 'in-process'
+    this.maxKeys = options.maxKeys
+    const onEvict = options.onEvict
+    this.states = new LRUCache<string, BucketState>({
+      max: options.maxKeys,
+      dispose: (_state, id, reason) => {
+        if (reason !== 'evict') return
+        this.evictions++
+        try {
+          onEvict?.(id)
+        } catch {
+          // A user callback is told, never trusted: it cannot change a decision.
+        }
+      },
+    })
   }
 
-  async consume(ops: readonly ConsumeOp[]): Promise<ConsumeResult> {
-    return this.consumeNow(ops)
+  async decide(request: DecideRequest): Promise<DecideResult> {
+    return this.decideNow(request)
   }
 
-  /** The synchronous decision, for callers that want to skip a promise. */
-  consumeNow(ops: readonly ConsumeOp[]): ConsumeResult {
+  /** The synchronous decision. */
+  decideNow(request: DecideRequest): DecideResult {
     const now = Math.floor(this.clock())
-    const n = ops.length
-    const ids: string[] = new Array(n)
-    const held: (BucketState | undefined)[] = new Array(n)
-    const entries: ChainEntry[] = new Array(n)
-    for (let i = 0; i < n; i++) {
-      const op = ops[i]!
-      const id = bucketId(op.level, op.key)
-      ids[i] = id
-      // A full bucket reads as absent; its entry is overwritten on the next charge or swept by a purge.
-      const state = this.cache.get(id)
-      held[i] = state
-      entries[i] = {
-        state: state !== undefined && isExpired(state, now) ? undefined : state,
-        policy: op.policy,
-        cost: op.cost,
-      }
+    const { book, keys, cost } = request
+    const forced = request.tier
+    const entries = this.entriesOf(book.levels, keys)
+    const tier = tierAt(book, entries, forced, now)
+    const levels: LevelResult[] = []
+    const assessments: Assessment[] = []
+    const resolved: ResolvedPolicy[] = []
+    const ids: string[] = []
+    let allowed = true
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]
+      if (key === undefined) continue
+      const r = policyAt(book, i, entries[i], tier, now)
+      if (r === undefined) continue
+      const id = bucketId(book.levels[i]!, key)
+      const state = this.readState(id, book, i, entries, forced, now)
+      const a = assess(state, r.policy, now, cost)
+      if (!a.fits) allowed = false
+      assessments.push(a)
+      resolved.push(r)
+      ids.push(id)
+      levels.push({ levelIndex: i, key } as LevelResult)
     }
-    const outcome = evaluateChain(entries, now)
-    for (let i = 0; i < n; i++) {
-      const next = outcome.states[i]
-      if (next === undefined) continue
-      // The get above already made this entry the most recent: updating the held object in place spares a set.
-      const previous = held[i]
-      if (previous === undefined) this.cache.set(ids[i]!, next)
+    const charge = allowed && cost > 0
+    for (let j = 0; j < assessments.length; j++) {
+      const { result, state } = settle(assessments[j]!, charge)
+      const level = levels[j]!
+      if (state) {
+        state.epoch = now
+        this.states.set(ids[j]!, state)
+      }
+      levels[j] = { ...result, levelIndex: level.levelIndex, key: level.key, ...resolved[j]! }
+    }
+    return { allowed, now, tier, levels }
+  }
+
+  async refund(request: RefundRequest): Promise<void> {
+    this.refundNow(request)
+  }
+
+  /** Gives `cost` back on each level still under the policy it was charged under; never above capacity. */
+  refundNow(request: RefundRequest): void {
+    const now = Math.floor(this.clock())
+    const { book, keys, cost } = request
+    const forced = request.tier
+    const entries = this.entriesOf(book.levels, keys)
+    const tier = tierAt(book, entries, forced, now)
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]
+      const chargedUnder = request.policyIds[i]
+      if (key === undefined || chargedUnder === undefined) continue
+      const r = policyAt(book, i, entries[i], tier, now)
+      // A policy changed since the decision is never credited: the refund would be a gift under new terms.
+      if (r === undefined || r.policy.id !== chargedUnder) continue
+      if (latestChange(book, i, entries, forced, now) > request.decidedAt) continue
+      const id = bucketId(book.levels[i]!, key)
+      const state = this.readState(id, book, i, entries, forced, now)
+      if (state === undefined) continue
+      const a = assess(state, r.policy, now, 0)
+      const T = r.policy.tokens === 0 ? 1 : r.policy.per
+      const debt = Math.max(0, a.debt - cost * T)
+      const settled = settle({ ...a, debt, cost: 0 }, true).state!
+      if (debt === 0) this.states.delete(id)
       else {
-        previous.tat = next.tat
-        previous.frac = next.frac
-        previous.capacity = next.capacity
-        previous.tokens = next.tokens
-        previous.per = next.per
+        settled.epoch = now
+        this.states.set(id, settled)
       }
     }
-    return { allowed: outcome.allowed, now, results: outcome.results }
   }
 
   async reset(level: string, key: string): Promise<boolean> {
-    return this.cache.delete(bucketId(level, key))
+    return this.states.delete(bucketId(level, key))
+  }
+
+  /** The bucket state at `now`, through every registry change since it was written; undefined when full. */
+  private readState(
+    id: string,
+    book: DecideRequest['book'],
+    levelIndex: number,
+    entries: readonly (TenantEntries | undefined)[],
+    forced: string | undefined,
+    now: number,
+  ): BucketState | undefined {
+    const stored = this.states.get(id)
+    if (stored === undefined) return undefined
+    const state = advance(stored, book, levelIndex, entries, forced, now)
+    return state === undefined || isExpired(state, now) ? undefined : state
+  }
+
+  private entriesOf(levels: readonly string[], keys: readonly (string | undefined)[]) {
+    let entries: (TenantEntries | undefined)[] | undefined
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]
+      if (key === undefined) continue
+      const e = this.registry.entriesNow(levels[i]!, key)
+      if (e === undefined) continue
+      entries ??= new Array(keys.length)
+      entries[i] = e
+    }
+    return entries ?? noEntries
   }
 }

@@ -1,25 +1,10 @@
-export {
-  assess,
-  type BucketResult,
-  type BucketState,
-  convertDebt,
-  decide,
-  settle,
-  stateTtlMs,
-} from './algorithm.js'
-export { type ChainEntry, type ChainOutcome, evaluateChain } from './chain.js'
-export { type Decision, type LevelDecision, summarize } from './decision.js'
-export { type Duration, parseDuration } from './duration.js'
-export { describeValue, ErrorCode, invalid, TollgateError } from './errors.js'
+// @tollgate/core: what an application uses. Store authors: '@tollgate/core/store'; adapter authors:
+// '@tollgate/core/http' and '@tollgate/core/node'.
+export type { Decision, LevelDecision } from './decision.js'
+export type { Duration } from './duration.js'
+export { ErrorCode, TollgateError } from './errors.js'
 export type { LimiterEvent, LimiterListener, StoreErrorMode } from './events.js'
-export {
-  HEADER_FORMATS,
-  type HeaderFormat,
-  type HeaderPair,
-  headerFormats,
-  rateLimitHeaders,
-  retryAfterSeconds,
-} from './headers.js'
+export { type HeaderFormat, type HeaderPair, rateLimitHeaders } from './headers.js'
 export {
   type ClientInfo,
   createHttpGate,
@@ -29,17 +14,7 @@ export {
   UNEXPECTED_FORWARDED_FOR,
 } from './http.js'
 export { ipKey } from './identity.js'
-export {
-  boundedMapCache,
-  bucketId,
-  type Clock,
-  InProcessRegistry,
-  InProcessStore,
-  type InProcessStoreOptions,
-  isExpired,
-  monotonicClock,
-  type StateCache,
-} from './in-process.js'
+export type { Clock } from './in-process.js'
 export {
   type BucketInfo,
   type BucketRef,
@@ -52,25 +27,6 @@ export {
   type TierLimits,
   validateCost,
 } from './limiter.js'
-export {
-  type Algorithm,
-  DEFAULT_POLICY_INPUT,
-  isPolicy,
-  type LeakyMode,
-  MAX_CAPACITY,
-  normalizePolicy,
-  type Policy,
-  type PolicyInput,
-  policyToInput,
-  ratePerSecond,
-  windowSeconds,
-} from './policy.js'
-export {
-  invalidRequestProblem,
-  PROBLEM_CONTENT_TYPE,
-  type ProblemDetails,
-  QUOTA_EXCEEDED_TYPE,
-  REDUCED_CAPACITY_TYPE,
-  refusalProblem,
-} from './problem.js'
-export type { ConsumeOp, ConsumeResult, RegistryChange, RegistryKind, RegistryStore, Store } from './store.js'
+export { normalizePolicy, type Policy, type PolicyInput } from './policy.js'
+export { invalidRequestProblem, PROBLEM_CONTENT_TYPE, type ProblemDetails } from './problem.js'
+export type { Store } from './store.js'

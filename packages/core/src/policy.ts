@@ -188,3 +188,29 @@ export function policyToInput(policy: Policy): PolicyInput {
   if (policy.algorithm === 'leaky-bucket') return { algorithm: policy.algorithm, mode: policy.mode, ...base }
   return base
 }
+
+const parsedIds = new Map<string, Policy>()
+
+/** The policy whose `id` this is (the registry stores ids); undefined for text no policy has as its id. */
+export function policyFromId(id: string): Policy | undefined {
+  const known = parsedIds.get(id)
+  if (known) return known
+  const match = /^(tb|lb|lbd):(\d+):(\d+):(\d+)$/.exec(id)
+  if (!match) return undefined
+  const [, prefix, capacity, tokens, per] = match
+  let policy: Policy
+  try {
+    policy = normalizePolicy({
+      algorithm: prefix === 'tb' ? 'token-bucket' : 'leaky-bucket',
+      mode: prefix === 'lbd' ? 'delay' : 'reject',
+      capacity: Number(capacity),
+      refill: Number(tokens) === 0 ? 0 : { tokens: Number(tokens), per: Number(per) },
+    })
+  } catch {
+    return undefined
+  }
+  if (policy.id !== id) return undefined
+  if (parsedIds.size >= 10_000) parsedIds.clear()
+  parsedIds.set(id, policy)
+  return policy
+}

@@ -1,65 +1,119 @@
 import type { BucketResult } from './algorithm.js'
+import type { PolicyBook } from './book.js'
 import type { Policy } from './policy.js'
+import type { TenantEntries } from './resolve.js'
+import type { Versions } from './versions.js'
 
-/** One bucket of a chain, as the limiter hands it to a store. */
-export interface ConsumeOp {
-  readonly level: string
-  readonly key: string
-  readonly policy: Policy
-  /** Whole tokens ≥ 0; 0 peeks. */
+/** One decision as the limiter hands it to a store: the store resolves the policies itself. */
+export interface DecideRequest {
+  readonly book: PolicyBook
+  /** Per level of `book.levels`: the bucket's key, or undefined where the chain has none. */
+  readonly keys: readonly (string | undefined)[]
+  /** Whole tokens ≥ 0; 0 only looks. */
   readonly cost: number
+  /** A tier forced by the caller (per route), instead of assignments. */
+  readonly tier?: string
 }
 
-export interface ConsumeResult {
-  /** Every bucket had room and every bucket was charged; otherwise none was. */
+/** One level's figures, with the policy the store resolved for it. */
+export interface LevelResult extends BucketResult {
+  readonly levelIndex: number
+  readonly key: string
+  readonly policy: Policy
+  /** The policy is the tenant's own bucket (createBucket). */
+  readonly custom: boolean
+}
+
+export interface DecideResult {
+  /** Every level had room and every level was charged; otherwise none was. */
   readonly allowed: boolean
   /** The store's clock (ms) at the decision: Redis's TIME for a shared store. */
   readonly now: number
-  /** One per op, in order. */
-  readonly results: readonly BucketResult[]
+  /** The tier the chain was decided under. */
+  readonly tier: string | undefined
+  /** One per level in force, in chain order (levels with no key or no policy are left out). */
+  readonly levels: readonly LevelResult[]
 }
 
-export type RegistryKind = 'tier' | 'assignment' | 'bucket'
+/** Gives back what an admitted decision charged. */
+export interface RefundRequest {
+  readonly book: PolicyBook
+  readonly keys: readonly (string | undefined)[]
+  readonly tier?: string
+  readonly cost: number
+  /** The decision's `now`: a level whose policy changed after it is not credited. */
+  readonly decidedAt: number
+  /** Per level index: the policy id it was charged under (undefined where it was not charged). */
+  readonly policyIds: readonly (string | undefined)[]
+}
+
+export type EntryKind = 'assignment' | 'bucket'
+
+/** A tier's policy at one level over time, as the registry holds it (values are policy ids). */
+export interface TierEntry {
+  readonly tier: string
+  readonly level: string
+  readonly versions: Versions<string>
+}
 
 export interface RegistryChange {
-  readonly kind: RegistryKind
-  readonly id: string
+  readonly kind: 'tier' | EntryKind
+  /** For assignments and buckets: the tenant. */
+  readonly level?: string
+  readonly key?: string
 }
 
 /**
- * Where tiers, tier assignments and per-tenant buckets live, so every server sharing a store shares them.
- * Values are JSON text written by core. A change made anywhere must reach `subscribe` listeners
- * (a listener called with no change means "anything may have changed": reload).
+ * Where tier changes, tier assignments and per-tenant buckets live, so every server sharing a store shares
+ * them. Every write is a new version stamped with the store's clock: a change takes effect at that moment.
+ * Per-tenant entries live beside the tenant's bucket state, so a decision reads them in the same step.
  */
 export interface RegistryStore {
-  getMany(kind: RegistryKind, ids: readonly string[]): Promise<(string | undefined)[]>
+  /** One tenant's entries, histories included; undefined when there are none. */
+  read(level: string, key: string): Promise<TenantEntries | undefined>
   /**
-   * Optional: a synchronous read of the entry for (level, key), whose id is `${level}\u0000${key}`, for
-   * registries held in this process (the limiter then keeps no cache).
+   * Records `value` (a tier name, a policy id; null removes) as of now. The condition applies to the current
+   * value: 'absent' (create) or 'present' (update, delete). Resolves false when it fails.
    */
-  getNow?(kind: RegistryKind, level: string, key: string): string | undefined
-  list(kind: RegistryKind): Promise<[id: string, value: string][]>
-  /** Writes unless the condition fails: 'absent' (create), 'present' (update). Resolves false when it fails. */
-  put(kind: RegistryKind, id: string, value: string, condition?: 'absent' | 'present'): Promise<boolean>
-  /** Resolves false when there was nothing to delete. */
-  delete(kind: RegistryKind, id: string): Promise<boolean>
+  write(
+    kind: EntryKind,
+    level: string,
+    key: string,
+    value: string | null,
+    condition?: 'absent' | 'present',
+  ): Promise<boolean>
+  /** Every runtime tier change. */
+  tiers(): Promise<TierEntry[]>
+  /** Optional: the same, synchronously, for registries held in this process. */
+  tiersNow?(): TierEntry[]
+  /** Records a tier's new policy at one level as of now. */
+  writeTier(tier: string, level: string, policyId: string): Promise<void>
+  /**
+   * Hears every change made anywhere (a listener called with no change means "anything may have changed").
+   * A store that can miss messages must make up for it itself (a version check, a reload after reconnecting).
+   */
   subscribe(listener: (change?: RegistryChange) => void): () => void
 }
 
 /**
- * The Store contract. `consume` applies a whole chain atomically (all charged or none) and must settle
- * within the store's own timeout: core has no timers, so a store that can hang must bound itself.
+ * The Store contract. `decide` reads a chain's states and registry entries, resolves each level's policy
+ * (advancing states through registry changes at their moments), and charges every level or none — atomically.
+ * It must settle within the store's own timeout: core has no timers, so a store that can hang bounds itself.
  */
 export interface Store {
   readonly name: string
-  consume(ops: readonly ConsumeOp[]): Promise<ConsumeResult>
+  decide(request: DecideRequest): Promise<DecideResult>
   /**
    * Optional: the same decision made synchronously, for stores that decide in this process. The limiter
    * prefers it, saving a promise per decision; it must never do I/O.
    */
-  consumeNow?(ops: readonly ConsumeOp[]): ConsumeResult
+  decideNow?(request: DecideRequest): DecideResult
+  /** Gives back `cost` on every level charged under an unchanged policy, never above capacity, atomically. */
+  refund(request: RefundRequest): Promise<void>
   /** Forgets a bucket's state (it is full again). Resolves whether there was any. */
   reset(level: string, key: string): Promise<boolean>
   readonly registry: RegistryStore
+  /** Resolves once the store can take decisions (a client still connecting is not a failing store). */
+  ready?(): Promise<void>
   close?(): Promise<void>
 }

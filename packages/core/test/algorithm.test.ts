@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { type BucketState, decide, evaluateChain, normalizePolicy, stateTtlMs } from '../src/index.js'
+import { type BucketState, decide, evaluateChain, normalizePolicy, stateTtlMs } from './internals.js'
 
 const tenPerSecond = normalizePolicy({ capacity: 10, refill: { tokens: 10, per: '1s' } })
 
@@ -7,7 +7,7 @@ describe('decide (GCRA over integer time)', () => {
   it('charges a fitting cost and reports exact figures', () => {
     const { result, state } = decide(undefined, tenPerSecond, 1000, 4)
     expect(result).toEqual({ allowed: true, remaining: 6, resetAfterMs: 400, retryAfterMs: 0, delayMs: 0 })
-    expect(state).toEqual({ tat: 1400, frac: 0, capacity: 10, tokens: 1, per: 100 })
+    expect(state).toEqual({ epoch: 0, tat: 1400, frac: 0, capacity: 10, tokens: 1, per: 100 })
     expect(stateTtlMs(state!, 1000)).toBe(400)
   })
 

@@ -11,7 +11,7 @@ import {
   refusalProblem,
   summarize,
   TollgateError,
-} from '../src/index.js'
+} from './internals.js'
 
 async function chainDecisions() {
   let now = 1_800_000_000_000
@@ -153,15 +153,16 @@ describe('refusalProblem', () => {
       onStoreError: 'closed',
       store: {
         name: 'down',
-        consume: async () => {
+        decide: async () => {
           throw new Error('connection refused')
         },
+        refund: async () => undefined,
         reset: async () => false,
         registry: {
-          getMany: async (_kind, ids) => ids.map(() => undefined),
-          list: async () => [],
-          put: async () => true,
-          delete: async () => true,
+          read: async () => undefined,
+          write: async () => true,
+          tiers: async () => [],
+          writeTier: async () => undefined,
           subscribe: () => () => undefined,
         },
       },

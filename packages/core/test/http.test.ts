@@ -5,7 +5,7 @@ import {
   ErrorCode,
   TollgateError,
   UNEXPECTED_FORWARDED_FOR,
-} from '../src/index.js'
+} from './internals.js'
 
 const client = { ip: '10.0.0.1', untrustedForwardedFor: false }
 

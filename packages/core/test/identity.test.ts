@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import ipaddr from 'ipaddr.js'
 import { describe, expect, it } from 'vitest'
-import { ErrorCode, ipKey } from '../src/index.js'
+import { ErrorCode, ipKey } from './internals.js'
 
 describe('ipKey', () => {
   it('keeps IPv4 and maps IPv4-mapped IPv6 onto it', () => {

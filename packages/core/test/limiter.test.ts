@@ -1,28 +1,28 @@
 import { describe, expect, it } from 'vitest'
 import {
-  boundedMapCache,
-  type ConsumeOp,
   createLimiter,
+  type DecideRequest,
   ErrorCode,
   InProcessStore,
   type LimiterEvent,
   type Store,
   TollgateError,
-} from '../src/index.js'
+} from './internals.js'
 
 /** A real in-process store behind a switch: a fault injector, not a mock. */
 function switchableStore(clock: () => number) {
-  const inner = new InProcessStore({ cache: boundedMapCache(1000), clock })
+  const inner = new InProcessStore({ maxKeys: 1000, clock })
   let down = false
   let calls = 0
   const store: Store = {
     name: 'switchable',
     registry: inner.registry,
     reset: (level, key) => inner.reset(level, key),
-    consume: async (ops: readonly ConsumeOp[]) => {
+    refund: (request) => inner.refund(request),
+    decide: async (request: DecideRequest) => {
       calls++
       if (down) throw new TollgateError(ErrorCode.StoreUnavailable, 'store is down')
-      return inner.consume(ops)
+      return inner.decide(request)
     },
   }
   return {
@@ -160,18 +160,7 @@ describe('when the store fails', () => {
       clock: () => now,
       onStoreError: 'local',
       policy: { capacity: 1, refill: 1 },
-      store: {
-        name: 'broken',
-        consume: () => Promise.reject(new Error('socket hang up')),
-        reset: async () => false,
-        registry: {
-          getMany: () => Promise.reject(new Error('socket hang up')),
-          list: () => Promise.reject(new Error('socket hang up')),
-          put: async () => true,
-          delete: async () => true,
-          subscribe: () => () => undefined,
-        },
-      },
+      store: brokenStore(),
     })
     const results = await Promise.allSettled(Array.from({ length: 20 }, () => limiter.check('t')))
     expect(results.every((r) => r.status === 'fulfilled')).toBe(true)
@@ -195,76 +184,20 @@ describe('events', () => {
   })
 })
 
-describe('registry cache', () => {
-  it('does not keep an answer that was in flight when an invalidation arrived', async () => {
-    const clock = () => 0
-    const inner = new InProcessStore({ cache: boundedMapCache(100), clock })
-    let release: (() => void) | undefined
-    const registry = {
-      ...inner.registry,
-      getMany: async (kind: Parameters<typeof inner.registry.getMany>[0], ids: readonly string[]) => {
-        const answer = await inner.registry.getMany(kind, ids)
-        if (release === undefined) await new Promise<void>((resolve) => (release = resolve))
-        return answer
-      },
-      list: inner.registry.list.bind(inner.registry),
-      put: inner.registry.put.bind(inner.registry),
-      delete: inner.registry.delete.bind(inner.registry),
-      subscribe: inner.registry.subscribe.bind(inner.registry),
-    }
-    const store: Store = {
-      name: 'slow-registry',
-      registry,
-      consume: (ops) => inner.consume(ops),
-      reset: (l, k) => inner.reset(l, k),
-    }
-    const tiers = { free: { key: { capacity: 1, refill: 1 } }, pro: { key: { capacity: 9, refill: 1 } } }
-    const limiter = createLimiter({ store, clock, tiers })
-    const admin = createLimiter({ store, clock, tiers })
-    const first = limiter.check('t', { cost: 0 }) // reads "no assignment" and stalls
-    await new Promise((resolve) => setTimeout(resolve, 5))
-    await admin.setTier('t', 'pro') // written (and announced) while the read is in flight
-    release!()
-    expect((await first).tier).toBe('free')
-    expect((await limiter.check('t', { cost: 0 })).tier).toBe('pro')
-  })
-})
-
-describe('registry cache snapshot', () => {
-  it('keeps what it knew when an invalidation arrives while the rest is being read', async () => {
-    const clock = () => 0
-    const inner = new InProcessStore({ cache: boundedMapCache(100), clock })
-    const listeners = new Set<(change?: { kind: 'tier' | 'assignment' | 'bucket'; id: string }) => void>()
-    let onRead: (() => void) | undefined
-    // The in-process registry's data behind an asynchronous, cached interface (no getNow), like Redis's.
-    const registry = {
-      getMany: async (kind: 'tier' | 'assignment' | 'bucket', ids: readonly string[]) => {
-        const answer = await inner.registry.getMany(kind, ids)
-        onRead?.()
-        return answer
-      },
-      list: inner.registry.list.bind(inner.registry),
-      put: inner.registry.put.bind(inner.registry),
-      delete: inner.registry.delete.bind(inner.registry),
-      subscribe: (listener: (change?: { kind: 'tier' | 'assignment' | 'bucket'; id: string }) => void) => {
-        listeners.add(listener)
-        return () => listeners.delete(listener)
-      },
-    }
-    const store: Store = {
-      name: 'notifying',
-      registry,
-      consume: (ops) => inner.consume(ops),
-      reset: (l, k) => inner.reset(l, k),
-    }
-    const tiers = { free: { user: { capacity: 1, refill: 1 } }, pro: { user: { capacity: 9, refill: 1 } } }
-    const limiter = createLimiter({ store, clock, levels: ['user', 'org'], tiers })
-    await limiter.setTier({ level: 'org', key: 'acme' }, 'pro') // cached by this limiter
-    // The announcement of that same change arrives while the user level is being read.
-    onRead = () => {
-      onRead = undefined
-      for (const listener of listeners) listener({ kind: 'assignment', id: 'org\u0000acme' })
-    }
-    expect((await limiter.check({ user: 'u1', org: 'acme' }, { cost: 0 })).tier).toBe('pro')
-  })
-})
+/** A store whose every call fails as a dead connection does. */
+export function brokenStore(): Store {
+  const hangUp = () => Promise.reject(new Error('socket hang up'))
+  return {
+    name: 'broken',
+    decide: hangUp,
+    refund: hangUp,
+    reset: hangUp,
+    registry: {
+      read: hangUp,
+      write: hangUp,
+      tiers: hangUp,
+      writeTier: hangUp,
+      subscribe: () => () => undefined,
+    },
+  }
+}

@@ -6,7 +6,7 @@ import {
   ratePerSecond,
   TollgateError,
   windowSeconds,
-} from '../src/index.js'
+} from './internals.js'
 
 function codeOf(fn: () => unknown): { code: string; field: string | undefined; message: string } {
   try {

@@ -2,23 +2,22 @@ import {
   type BucketState,
   type Clock,
   ErrorCode,
-  InProcessRegistry,
   InProcessStore,
   invalid,
   isExpired,
   monotonicClock,
-  type RegistryKind,
-  type StateCache,
+  policyFromId,
+  type TenantEntries,
+  type TierEntry,
   TollgateError,
-} from '@tollgate/core'
-import { LRUCache } from 'lru-cache'
+} from '@tollgate/core/store'
 
 export interface MemoryStoreOptions {
-  /** Most buckets kept; the least recently used goes first. Default 1,000,000: about 200–270 MB of heap when full (measured: 197 B per key in bench/, 265 B in the 10M-key flood test). */
+  /** Most buckets kept; the least recently used goes first. Default 1,000,000 (see the README for heap per key). */
   maxKeys?: number
   /** ms clock; default monotonic. Tests pass a manual clock. */
   clock?: Clock
-  /** Called for every bucket dropped to make room (not for expiry, which loses nothing). */
+  /** Called for every bucket dropped to make room (not for expiry, which loses nothing). A throw is ignored. */
   onEvict?: (bucketId: string) => void
 }
 
@@ -30,28 +29,34 @@ export interface MemoryStoreStats {
   readonly evictions: number
 }
 
+/** A registry entry in a snapshot: policies by id. */
+export interface SnapshotEntries {
+  readonly assignment?: { since: number; value: string | null }[]
+  readonly bucket?: { since: number; value: string | null }[]
+}
+
 /** What export() writes and import() reads: plain JSON. */
 export interface MemorySnapshot {
   readonly format: 'tollgate-memory'
-  readonly version: 1
+  readonly version: 2
   /** The store's clock when written. */
   readonly now: number
   readonly states: [id: string, state: BucketState][]
-  readonly registry: Record<RegistryKind, [string, string][]>
+  readonly registry: { tenants: [id: string, entries: SnapshotEntries][]; tiers: TierEntry[] }
 }
 
 export const DEFAULT_MAX_KEYS = 1_000_000
 
+function badSnapshot(message: string, field: string, value: unknown): TollgateError {
+  return new TollgateError(ErrorCode.InvalidSnapshot, message, { field, value })
+}
+
 /**
  * The in-process Store: one JavaScript turn per decision makes every chain atomic. Bounded by `maxKeys`
- * (LRU); an entry's TTL is the moment its bucket is full again, and an expired entry means a full bucket,
- * so dropping it changes no decision. Not shared between processes: use @tollgate/redis for a fleet.
+ * (lru-cache); a state whose bucket is full again reads as absent, so dropping it changes no decision.
+ * Not shared between processes: use @tollgate/redis for a fleet.
  */
 export class MemoryStore extends InProcessStore {
-  private readonly lru: LRUCache<string, BucketState>
-  private readonly counters: { evictions: number }
-  readonly maxKeys: number
-
   constructor(options: MemoryStoreOptions = {}) {
     const maxKeys = options.maxKeys ?? DEFAULT_MAX_KEYS
     if (!Number.isInteger(maxKeys) || maxKeys < 1) {
@@ -60,42 +65,23 @@ export class MemoryStore extends InProcessStore {
     const clock = options.clock ?? monotonicClock
     if (typeof clock !== 'function')
       throw invalid(ErrorCode.InvalidOption, 'clock', clock, 'a function returning ms')
-    const onEvict = options.onEvict
-    const counters = { evictions: 0 }
-    // No lru-cache TTL: a state whose bucket is full again reads as absent (core drops it on access) and
-    // purgeStale() sweeps the rest, so expiry costs no clock reads or bookkeeping on the hot path.
-    const lru = new LRUCache<string, BucketState>({
-      max: maxKeys,
-      dispose: (_state, id, reason) => {
-        if (reason !== 'evict') return
-        counters.evictions++
-        onEvict?.(id)
-      },
-    })
-    const cache: StateCache = {
-      get: (id) => lru.get(id),
-      set: (id, state) => {
-        lru.set(id, state)
-      },
-      delete: (id) => lru.delete(id),
-    }
-    super({ cache, clock, registry: new InProcessRegistry(), name: 'memory' })
-    this.lru = lru
-    this.maxKeys = maxKeys
-    this.counters = counters
+    super({ maxKeys, clock, name: 'memory', onEvict: options.onEvict })
   }
 
   stats(): MemoryStoreStats {
-    return { size: this.lru.size, maxKeys: this.maxKeys, evictions: this.counters.evictions }
+    return { size: this.states.size, maxKeys: this.maxKeys, evictions: this.evictions }
   }
 
-  /** Drops every bucket that is full again (they are dropped lazily, when touched, otherwise). */
+  /**
+   * Drops every bucket that is full again (they are dropped lazily, when touched, otherwise). A bucket a
+   * registry change reached before it filled is kept: under its new policy it may not be full yet.
+   */
   purgeStale(): number {
     const now = Math.floor(this.clock())
     let purged = 0
-    for (const [id, state] of this.lru.entries()) {
-      if (isExpired(state, now)) {
-        this.lru.delete(id)
+    for (const [id, state] of this.states.entries()) {
+      if (isExpired(state, now) && this.registry.quietBetween(state.epoch - 1, fullAt(state))) {
+        this.states.delete(id)
         purged++
       }
     }
@@ -105,13 +91,23 @@ export class MemoryStore extends InProcessStore {
   /** A JSON-safe snapshot of every live bucket and the registry, for persistence across restarts. */
   export(): MemorySnapshot {
     const states: [string, BucketState][] = []
-    for (const [id, state] of this.lru.entries()) states.push([id, { ...state }])
+    for (const [id, state] of this.states.entries()) states.push([id, { ...state }])
+    const { tenants, tiers } = this.registry.snapshot()
     return {
       format: 'tollgate-memory',
-      version: 1,
+      version: 2,
       now: Math.floor(this.clock()),
       states,
-      registry: this.registry.entries(),
+      registry: {
+        tenants: tenants.map(([id, e]) => [
+          id,
+          {
+            assignment: e.assignment?.map((v) => ({ ...v })),
+            bucket: e.bucket?.map((v) => ({ since: v.since, value: v.value?.id ?? null })),
+          },
+        ]),
+        tiers,
+      },
     }
   }
 
@@ -124,40 +120,54 @@ export class MemoryStore extends InProcessStore {
       typeof snapshot !== 'object' ||
       snapshot === null ||
       snapshot.format !== 'tollgate-memory' ||
-      snapshot.version !== 1 ||
+      snapshot.version !== 2 ||
       !Array.isArray(snapshot.states) ||
       !Number.isFinite(snapshot.now)
     ) {
-      throw new TollgateError(
-        ErrorCode.InvalidSnapshot,
-        'import() takes a snapshot written by export() (format tollgate-memory, version 1)',
-        {
-          field: 'snapshot',
-          value: typeof snapshot,
-        },
+      throw badSnapshot(
+        'import() takes a snapshot written by export() (format tollgate-memory, version 2)',
+        'snapshot',
+        typeof snapshot,
       )
     }
-    const now = Math.floor(this.clock())
     const states: [string, BucketState][] = []
     for (const entry of snapshot.states) {
       const [id, s] = Array.isArray(entry) ? entry : []
-      const fields = s ? [s.tat, s.frac, s.capacity, s.tokens, s.per] : []
-      if (typeof id !== 'string' || fields.length !== 5 || !fields.every((n) => Number.isSafeInteger(n))) {
-        throw new TollgateError(
-          ErrorCode.InvalidSnapshot,
-          `snapshot state ${JSON.stringify(id)} is malformed`,
-          {
-            field: 'snapshot.states',
-            value: id,
-          },
-        )
+      const fields = s ? [s.tat, s.frac, s.capacity, s.tokens, s.per, s.epoch ?? 0] : []
+      if (typeof id !== 'string' || fields.length !== 6 || !fields.every((n) => Number.isSafeInteger(n))) {
+        throw badSnapshot(`snapshot state ${JSON.stringify(id)} is malformed`, 'snapshot.states', id)
       }
-      states.push([id, { tat: s!.tat, frac: s!.frac, capacity: s!.capacity, tokens: s!.tokens, per: s!.per }])
+      states.push([
+        id,
+        {
+          tat: s!.tat,
+          frac: s!.frac,
+          capacity: s!.capacity,
+          tokens: s!.tokens,
+          per: s!.per,
+          epoch: s!.epoch ?? 0,
+        },
+      ])
     }
-    this.lru.clear()
-    for (const [id, state] of states) if (!isExpired(state, now)) this.cache.set(id, state)
-    this.registry.replace(snapshot.registry ?? {})
+    const tenants: [string, TenantEntries][] = []
+    for (const [id, e] of snapshot.registry?.tenants ?? []) {
+      const bucket = e.bucket?.map((v) => {
+        const policy = v.value === null ? null : policyFromId(v.value)
+        if (policy === undefined)
+          throw badSnapshot(`snapshot bucket ${JSON.stringify(id)} is malformed`, 'snapshot.registry', id)
+        return { since: v.since, value: policy }
+      })
+      tenants.push([id, { assignment: e.assignment, bucket }])
+    }
+    this.states.clear()
+    for (const [id, state] of states) this.states.set(id, state)
+    this.registry.restore({ tenants, tiers: snapshot.registry?.tiers ?? [] })
   }
+}
+
+/** The moment a refilling state's bucket is full again under its own policy. */
+function fullAt(state: BucketState): number {
+  return state.tat + (state.frac > 0 ? 1 : 0)
 }
 
 export function memoryStore(options?: MemoryStoreOptions): MemoryStore {

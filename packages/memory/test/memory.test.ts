@@ -82,7 +82,7 @@ describe('memoryStore', () => {
     for (const bad of [
       null,
       {},
-      { format: 'tollgate-memory', version: 2 },
+      { format: 'tollgate-memory', version: 1 },
       { ...store.export(), states: [['x', { tat: 'soon' }]] },
     ]) {
       try {

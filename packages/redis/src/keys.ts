@@ -5,8 +5,13 @@ import { createHash } from 'node:crypto'
  *
  *   bucket state      <prefix>{<level>:<key>}                  one slot per bucket (default)
  *                     <prefix>{<tag>}<level>:<key>             with the hashTag option: buckets of one tag share a slot
- *   registry hashes   <prefix>{registry}:tier | :assignment | :bucket
+ *   tenant registry   <prefix>{<level>:<key>}:reg              beside its bucket (same slot): fields a, b
+ *                     <prefix>{<tag>}<level>:<key>:reg
+ *   tier changes      <prefix>{registry}:tiers                 hash: <tier>=<level> → history
+ *   tier version      <prefix>{registry}:version               bumped by every tier change
  *   pub/sub channel   <prefix>registry
+ *
+ * A bucket name holds exactly one `:` (parts are escaped), so `…:reg` can never be another bucket's key.
  *
  * Levels, keys and tags are escaped so that no user input can open or close a hash tag or fake a separator:
  * `%`, `{`, `}`, `:` and `#` become %XX, lone UTF-16 surrogates (which UTF-8 would fold into one U+FFFD) become
@@ -37,8 +42,22 @@ export function bucketKey(prefix: string, level: string, key: string, hashTag: H
   return `${prefix}{${tag}}${name}`
 }
 
-export function registryKey(prefix: string, kind: string): string {
-  return `${prefix}{registry}:${kind}`
+/** The hash of a tenant's registry entries, in its bucket's slot. */
+export function entryKey(bucket: string): string {
+  return `${bucket}:reg`
+}
+
+export function tierHashKey(prefix: string): string {
+  return `${prefix}{registry}:tiers`
+}
+
+export function tierVersionKey(prefix: string): string {
+  return `${prefix}{registry}:version`
+}
+
+/** The registry of releases before changes applied at their moments: one hash per kind, ids not escaped. */
+export function legacyRegistryKeys(prefix: string): string[] {
+  return ['tier', 'assignment', 'bucket'].map((kind) => `${prefix}{registry}:${kind}`)
 }
 
 export function registryChannel(prefix: string): string {

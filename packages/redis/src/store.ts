@@ -1,29 +1,25 @@
 /// <reference path="./cluster-key-slot.d.ts" />
 import {
   type Clock,
-  type ConsumeOp,
-  type ConsumeResult,
+  type DecideRequest,
+  type DecideResult,
   describeValue,
   ErrorCode,
   invalid,
-  type RegistryChange,
-  type RegistryKind,
-  type RegistryStore,
+  type LevelResult,
+  type PolicyBook,
+  policyFromId,
+  type RefundRequest,
   type Store,
   settle,
   TollgateError,
-} from '@tollgate/core'
+} from '@tollgate/core/store'
 import calculateSlot from 'cluster-key-slot'
 import type { Cluster, Redis } from 'ioredis'
-import { bucketKey, type HashTag, registryChannel, registryKey } from './keys.js'
-import {
-  decideSource,
-  refundSource,
-  registryDeleteSource,
-  registryPutSource,
-  type Script,
-  script,
-} from './scripts.js'
+import { escapeValue, unescapeValue } from './history.js'
+import { bucketKey, entryKey, type HashTag } from './keys.js'
+import { RedisRegistry } from './registry.js'
+import { decisionScript, type Script } from './scripts.js'
 
 export interface RedisStoreOptions {
   /** An ioredis `Redis` or `Cluster` created with `enableOfflineQueue: false`. The store never closes it. */
@@ -38,7 +34,7 @@ export interface RedisStoreOptions {
    * for user keys written `org/user` and org keys written `org`.
    */
   hashTag?: HashTag
-  /** ms between full registry refresh notifications (the safety net behind pub/sub). Default 5000. */
+  /** ms between checks of the tier version counter (the safety net behind pub/sub). Default 1000. */
   registryRefreshMs?: number
   /**
    * TESTS ONLY. Decisions normally take time from Redis (`TIME` inside the script), so app servers'
@@ -50,11 +46,6 @@ export interface RedisStoreOptions {
 
 /** Keys written under a test clock outlive their computed expiry by this much (real time does not follow the test clock). */
 const testClockSlackMs = 600_000
-
-const decideScript = script(decideSource)
-const refundScript = script(refundSource)
-const putScript = script(registryPutSource)
-const deleteScript = script(registryDeleteSource)
 
 function optionError(field: string, value: unknown, expectation: string): TollgateError {
   return invalid(ErrorCode.InvalidOption, field, value, expectation)
@@ -73,31 +64,29 @@ function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT')
 }
 
-function integers(reply: unknown, length: number): number[] {
-  if (!Array.isArray(reply) || reply.length !== length || !reply.every((n) => typeof n === 'number')) {
-    throw new Error(`unexpected script reply ${describeValue(reply)}`)
-  }
-  return reply as number[]
-}
-
-/** Indexes of the ops grouped by hash slot, groups in order of first appearance. */
-function slotGroups(keys: readonly string[]): number[][] {
+/** Indexes grouped by hash slot, groups in order of first appearance. */
+function slotGroups(keys: readonly string[], indexes: readonly number[]): number[][] {
   const bySlot = new Map<number, number[]>()
-  keys.forEach((key, i) => {
-    const slot = calculateSlot(key)
+  for (const i of indexes) {
+    const slot = calculateSlot(keys[i]!)
     const group = bySlot.get(slot)
     if (group) group.push(i)
     else bySlot.set(slot, [i])
-  })
+  }
   return [...bySlot.values()]
 }
 
-function policyArgs(op: ConsumeOp): string[] {
-  return [String(op.cost), String(op.policy.capacity), String(op.policy.tokens), String(op.policy.per)]
+interface GroupReply {
+  now: number
+  allowed: boolean
+  tier: string | undefined
+  /** Per level of the group: debt before the decision, policy id ('' none), custom. */
+  levels: { index: number; debt: number; id: string; custom: boolean }[]
 }
 
 /**
- * A Store in Redis or Redis Cluster: one Lua script decides a whole chain atomically on Redis's clock.
+ * A Store in Redis or Redis Cluster: one Lua script reads a chain's states and the tenants' registry
+ * entries beside them, resolves every level's policy on Redis's clock and decides the chain atomically.
  * See the package README for the key layout, the Cluster error bound and failure behaviour.
  */
 export function redisStore(options: RedisStoreOptions): Store {
@@ -124,20 +113,40 @@ export function redisStore(options: RedisStoreOptions): Store {
   if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
     throw optionError('timeoutMs', timeoutMs, 'a finite number of ms above 0')
   }
-  const refreshMs = options.registryRefreshMs ?? 5000
-  if (typeof refreshMs !== 'number' || !Number.isFinite(refreshMs) || refreshMs <= 0) {
-    throw optionError('registryRefreshMs', refreshMs, 'a finite number of ms above 0')
+  const checkMs = options.registryRefreshMs ?? 1000
+  if (typeof checkMs !== 'number' || !Number.isFinite(checkMs) || checkMs <= 0) {
+    throw optionError('registryRefreshMs', checkMs, 'a finite number of ms above 0')
   }
   const { clock, hashTag } = options
   if (clock !== undefined && typeof clock !== 'function') throw optionError('clock', clock, 'a function')
   if (hashTag !== undefined && typeof hashTag !== 'function')
     throw optionError('hashTag', hashTag, 'a function')
   const isCluster = (client as { isCluster?: boolean }).isCluster === true
-  const slack = String(clock ? testClockSlackMs : 0)
+  const slack = clock ? testClockSlackMs : 0
   const nowArg = () => (clock ? String(Math.floor(clock())) : '')
+  const keyOf = (level: string, key: string) => bucketKey(prefix, level, key, hashTag)
 
-  /** Bounds a call by timeoutMs; a call that fails after its timeout is still caught. */
-  function bounded<T>(work: Promise<T>): Promise<T> {
+  /** Resolves once the client is connected, or fails after timeoutMs: a client still connecting is not down. */
+  function connected(): Promise<void> | undefined {
+    if (client.status === 'ready') return undefined
+    if (client.status === 'end' || client.status === 'close')
+      return Promise.reject(new Error(`connection is ${client.status}`))
+    return new Promise((resolve, reject) => {
+      const ready = () => {
+        client.off('end', ended)
+        resolve()
+      }
+      const ended = () => {
+        client.off('ready', ready)
+        reject(new Error('connection ended'))
+      }
+      client.once('ready', ready)
+      client.once('end', ended)
+    })
+  }
+
+  /** Bounds a call by timeoutMs (waiting for the connection included); a call failing after it is still caught. */
+  function bounded<T>(work: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(
@@ -148,7 +157,8 @@ export function redisStore(options: RedisStoreOptions): Store {
         )
       }, timeoutMs)
       timer.unref?.()
-      work.then(
+      const waiting = connected()
+      ;(waiting ? waiting.then(work) : work()).then(
         (value) => {
           clearTimeout(timer)
           resolve(value)
@@ -161,8 +171,12 @@ export function redisStore(options: RedisStoreOptions): Store {
     })
   }
 
-  /** EVALSHA; on NOSCRIPT (restart, failover) EVAL once, which also loads it. No other error is retried. */
-  async function run(s: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+  /** EVALSHA; on NOSCRIPT (restart, failover, a new book) EVAL once, which also loads it. No other retry. */
+  async function run(
+    s: Script,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<unknown> {
     try {
       return await client.evalsha(s.sha, keys.length, ...keys, ...args)
     } catch (error) {
@@ -171,227 +185,205 @@ export function redisStore(options: RedisStoreOptions): Store {
     }
   }
 
-  async function decideGroup(
-    ops: readonly ConsumeOp[],
-    keys: readonly string[],
-    group: readonly number[],
-    mode: 'charge' | 'assess',
-    debts: number[],
-  ): Promise<{ now: number; allowed: boolean }> {
-    const reply = integers(
-      await run(
-        decideScript,
-        group.map((i) => keys[i]!),
-        [nowArg(), mode, slack, ...group.flatMap((i) => policyArgs(ops[i]!))],
-      ),
-      2 + group.length,
-    )
-    group.forEach((i, j) => {
-      debts[i] = reply[2 + j]!
-    })
-    return { now: reply[0]!, allowed: reply[1] === 1 }
+  // One compiled script per book; books change only when tier limits change at runtime.
+  const scripts = new Map<number, Script>()
+  function scriptFor(book: PolicyBook): Script {
+    let s = scripts.get(book.version)
+    if (!s) {
+      s = decisionScript(book)
+      if (scripts.size >= 8) scripts.delete(scripts.keys().next().value!)
+      scripts.set(book.version, s)
+    }
+    return s
   }
 
-  async function decide(ops: readonly ConsumeOp[]): Promise<ConsumeResult> {
-    const keys = ops.map((op) => bucketKey(prefix, op.level, op.key, hashTag))
-    const groups = isCluster ? slotGroups(keys) : [ops.map((_, i) => i)]
-    const debts: number[] = []
-    let now: number | undefined
-    let refusedAt = -1
-    // Slot group by slot group (one group on a single node): a refusal stops charging further groups.
-    for (let g = 0; g < groups.length && refusedAt < 0; g++) {
-      const outcome = await decideGroup(ops, keys, groups[g]!, 'charge', debts)
-      now ??= outcome.now
-      if (!outcome.allowed) refusedAt = g
+  /** The chain's levels as the script reads them: book level number, and where its assignment comes from. */
+  function chainArgs(
+    present: readonly number[],
+    local: ReadonlySet<number>,
+    external: ReadonlyMap<number, string | null>,
+  ): (string | number)[] {
+    const args: (string | number)[] = [present.length]
+    for (const i of present) args.push(i + 1, local.has(i) ? '' : `x${external.get(i) ?? ''}`)
+    return args
+  }
+
+  async function runGroup(
+    op: 'd' | 'p' | 'r',
+    request: DecideRequest | RefundRequest,
+    present: readonly number[],
+    group: readonly number[],
+    keys: readonly string[],
+    external: ReadonlyMap<number, string | null>,
+    extra: readonly string[] = [],
+  ): Promise<GroupReply> {
+    const scriptKeys: string[] = []
+    for (const i of group) scriptKeys.push(keys[i]!, entryKey(keys[i]!))
+    const decidedAt = 'decidedAt' in request ? String(request.decidedAt) : ''
+    const args = [
+      op,
+      nowArg(),
+      request.cost,
+      request.tier === undefined ? '' : escapeValue(request.tier),
+      slack,
+      decidedAt,
+      ...chainArgs(present, new Set(group), external),
+      ...extra,
+    ]
+    const reply = await run(scriptFor(request.book), scriptKeys, args)
+    if (op === 'r') return { now: 0, allowed: true, tier: undefined, levels: [] }
+    if (!Array.isArray(reply) || reply.length !== 3 + 3 * group.length) {
+      throw new Error(`unexpected script reply ${describeValue(reply)}`)
     }
-    if (refusedAt >= 0 && groups.length > 1) {
-      // Earlier groups were charged: give it back. Later groups are only looked at, for their figures.
+    const levels = group.map((index, j) => ({
+      index,
+      debt: reply[3 + 3 * j] as number,
+      id: String(reply[4 + 3 * j]),
+      custom: reply[5 + 3 * j] === 1,
+    }))
+    const tier = String(reply[2])
+    return {
+      now: reply[0] as number,
+      allowed: reply[1] === 1,
+      tier: tier === '' ? undefined : unescapeValue(tier),
+      levels,
+    }
+  }
+
+  /** In a Cluster, a chain over several slots reads the assignments of every level first (they name the tier). */
+  async function assignments(
+    request: DecideRequest | RefundRequest,
+    present: readonly number[],
+    keys: readonly string[],
+    groups: readonly number[][],
+  ): Promise<Map<number, string | null>> {
+    const external = new Map<number, string | null>()
+    if (groups.length < 2 || request.book.tiers.size === 0 || request.tier !== undefined) return external
+    const values = await Promise.all(present.map((i) => client.hget(entryKey(keys[i]!), 'a')))
+    present.forEach((i, n) => external.set(i, values[n] ?? null))
+    return external
+  }
+
+  function toResult(request: DecideRequest, replies: GroupReply[], allowed: boolean): DecideResult {
+    const first = replies[0]!
+    const byIndex = new Map<number, GroupReply['levels'][number]>()
+    for (const r of replies) for (const level of r.levels) byIndex.set(level.index, level)
+    const levels: LevelResult[] = []
+    const charge = allowed && request.cost > 0
+    for (let i = 0; i < request.keys.length; i++) {
+      const level = byIndex.get(i)
+      if (!level || level.id === '') continue
+      const policy = policyFromId(level.id)
+      if (!policy) throw new Error(`unreadable policy id ${describeValue(level.id)}`)
+      const T = policy.tokens === 0 ? 1 : policy.per
+      const probe = request.cost === 0 ? T : request.cost * T
+      const fits = level.debt + probe <= policy.capacity * T
+      const assessment = {
+        policy,
+        cost: request.cost,
+        fits,
+        debt: level.debt,
+        origin: first.now,
+        converted: false,
+      }
+      levels.push({
+        ...settle(assessment, charge).result,
+        levelIndex: i,
+        key: request.keys[i]!,
+        policy,
+        custom: level.custom,
+      })
+    }
+    return { allowed, now: first.now, tier: first.tier, levels }
+  }
+
+  async function decide(request: DecideRequest): Promise<DecideResult> {
+    const present: number[] = []
+    const keys: string[] = []
+    request.keys.forEach((key, i) => {
+      if (key === undefined) return
+      present.push(i)
+      keys[i] = keyOf(request.book.levels[i]!, key)
+    })
+    const groups = isCluster ? slotGroups(keys, present) : [present]
+    if (groups.length === 1) {
+      const reply = await runGroup('d', request, present, present, keys, new Map())
+      return toResult(request, [reply], reply.allowed)
+    }
+    const external = await assignments(request, present, keys, groups)
+    // Slot group by slot group: a refusal stops charging; earlier groups get their charge back.
+    const replies: GroupReply[] = []
+    let refusedAt = -1
+    for (let g = 0; g < groups.length && refusedAt < 0; g++) {
+      const reply = await runGroup('d', request, present, groups[g]!, keys, external)
+      replies.push(reply)
+      if (!reply.allowed) refusedAt = g
+    }
+    if (refusedAt >= 0) {
+      const decidedAt = replies[0]!.now - 1
       await Promise.all([
-        ...groups.slice(0, refusedAt).map(async (group) => {
-          const charged = group.filter((i) => ops[i]!.cost > 0)
-          if (charged.length === 0) return
-          await run(
-            refundScript,
-            charged.map((i) => keys[i]!),
-            [nowArg(), slack, ...charged.flatMap((i) => policyArgs(ops[i]!))],
-          )
+        ...groups.slice(0, refusedAt).map((group, g) => {
+          if (request.cost === 0) return undefined
+          const ids = replies[g]!.levels.map((l) => l.id)
+          return runGroup('r', { ...request, decidedAt, policyIds: [] }, present, group, keys, external, ids)
         }),
-        ...groups.slice(refusedAt + 1).map((group) => decideGroup(ops, keys, group, 'assess', debts)),
+        ...groups.slice(refusedAt + 1).map(async (group) => {
+          replies.push(await runGroup('p', request, present, group, keys, external))
+        }),
       ])
     }
-    const allowed = refusedAt < 0
-    const at = now!
-    const results = ops.map((op, i) => {
-      const { policy, cost } = op
-      const T = policy.tokens === 0 ? 1 : policy.per
-      const debt = debts[i]!
-      const fits = debt + (cost === 0 ? T : cost * T) <= policy.capacity * T
-      const assessment = { policy, cost, fits, debt, origin: at, converted: false }
-      return settle(assessment, allowed && cost > 0).result
-    })
-    return { allowed, now: at, results }
+    return toResult(request, replies, refusedAt < 0)
   }
 
-  const registry = new RedisRegistry(client, prefix, refreshMs, bounded, run)
+  async function refund(request: RefundRequest): Promise<void> {
+    const present: number[] = []
+    const keys: string[] = []
+    request.keys.forEach((key, i) => {
+      if (key === undefined || request.policyIds[i] === undefined) return
+      present.push(i)
+      keys[i] = keyOf(request.book.levels[i]!, key)
+    })
+    if (present.length === 0) return
+    const groups = isCluster ? slotGroups(keys, present) : [present]
+    const external = await assignments(request, present, keys, groups)
+    await Promise.all(
+      groups.map((group) =>
+        runGroup(
+          'r',
+          request,
+          present,
+          group,
+          keys,
+          external,
+          group.map((i) => request.policyIds[i]!),
+        ),
+      ),
+    )
+  }
+
+  const registry = new RedisRegistry(client, prefix, checkMs, keyOf, bounded, run, clock)
 
   return {
     name: 'redis',
-    async consume(ops) {
-      if (ops.length === 0)
-        return { allowed: true, now: Math.floor(clock ? clock() : Date.now()), results: [] }
-      return bounded(decide(ops))
+    async decide(request) {
+      if (request.keys.every((k) => k === undefined)) {
+        return {
+          allowed: true,
+          now: Math.floor(clock ? clock() : Date.now()),
+          tier: request.tier,
+          levels: [],
+        }
+      }
+      return bounded(() => decide(request))
     },
+    refund: (request) => bounded(() => refund(request)),
     async reset(level, key) {
-      return (await bounded(client.del(bucketKey(prefix, level, key, hashTag)))) > 0
+      return (await bounded(() => client.del(keyOf(level, key)))) > 0
     },
+    ready: () => bounded(async () => undefined),
     registry,
     async close() {
       await registry.close()
     },
   }
-}
-
-type Bounded = <T>(work: Promise<T>) => Promise<T>
-type Run = (s: Script, keys: readonly string[], args: readonly string[]) => Promise<unknown>
-
-/**
- * Tiers, assignments and custom buckets in one Redis hash per kind (all under the `{registry}` tag).
- * Writes publish on `<prefix>registry`; a duplicated connection listens, and a periodic "reload
- * everything" notification covers messages missed while it was disconnected.
- */
-class RedisRegistry implements RegistryStore {
-  private readonly listeners = new Set<(change?: RegistryChange) => void>()
-  private subscriber: Redis | Cluster | undefined
-  private timer: NodeJS.Timeout | undefined
-  private readonly channel: string
-
-  constructor(
-    private readonly client: Redis | Cluster,
-    private readonly prefix: string,
-    private readonly refreshMs: number,
-    private readonly bounded: Bounded,
-    private readonly run: Run,
-  ) {
-    this.channel = registryChannel(prefix)
-  }
-
-  async getMany(kind: RegistryKind, ids: readonly string[]): Promise<(string | undefined)[]> {
-    if (ids.length === 0) return []
-    const values = await this.bounded(this.client.hmget(registryKey(this.prefix, kind), ...ids))
-    return values.map((value) => value ?? undefined)
-  }
-
-  async list(kind: RegistryKind): Promise<[string, string][]> {
-    return Object.entries(await this.bounded(this.client.hgetall(registryKey(this.prefix, kind))))
-  }
-
-  async put(
-    kind: RegistryKind,
-    id: string,
-    value: string,
-    condition?: 'absent' | 'present',
-  ): Promise<boolean> {
-    const message = JSON.stringify({ kind, id })
-    const reply = await this.bounded(
-      this.run(
-        putScript,
-        [registryKey(this.prefix, kind)],
-        [id, value, condition ?? '', this.channel, message],
-      ),
-    )
-    return reply === 1
-  }
-
-  async delete(kind: RegistryKind, id: string): Promise<boolean> {
-    const message = JSON.stringify({ kind, id })
-    const reply = await this.bounded(
-      this.run(deleteScript, [registryKey(this.prefix, kind)], [id, this.channel, message]),
-    )
-    return reply === 1
-  }
-
-  subscribe(listener: (change?: RegistryChange) => void): () => void {
-    this.listeners.add(listener)
-    this.start()
-    return () => {
-      this.listeners.delete(listener)
-      if (this.listeners.size === 0) void this.stop()
-    }
-  }
-
-  async close(): Promise<void> {
-    this.listeners.clear()
-    await this.stop()
-  }
-
-  private notify(change?: RegistryChange): void {
-    for (const listener of this.listeners) {
-      try {
-        listener(change)
-      } catch {
-        // One failing listener must not starve the others.
-      }
-    }
-  }
-
-  private start(): void {
-    if (this.subscriber) return
-    // The subscriber may queue: SUBSCRIBE replayed after a reconnect is harmless, unlike a decision.
-    const subscriber = this.client.isCluster
-      ? (this.client as Cluster).duplicate([], { enableOfflineQueue: true })
-      : (this.client as Redis).duplicate({ enableOfflineQueue: true })
-    this.subscriber = subscriber
-    let readyBefore = false
-    subscriber.on('error', () => {
-      // Outages are reported by the decision path; the periodic refresh covers what was missed.
-    })
-    subscriber.on('ready', () => {
-      // After a reconnect, changes may have been published while nobody listened.
-      if (readyBefore) this.notify()
-      readyBefore = true
-    })
-    subscriber.on('message', (channel: string, message: string) => {
-      if (channel !== this.channel) return
-      this.notify(parseChange(message))
-    })
-    subscriber.subscribe(this.channel).then(
-      // Changes made before the subscription was active were not heard: reload once it is.
-      () => this.notify(),
-      () => {
-        // Retried by ioredis on reconnect (autoResubscribe); the refresh timer covers the gap.
-      },
-    )
-    this.timer = setInterval(() => this.notify(), this.refreshMs)
-    this.timer.unref?.()
-  }
-
-  private async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer)
-    this.timer = undefined
-    const subscriber = this.subscriber
-    this.subscriber = undefined
-    if (!subscriber) return
-    try {
-      await this.bounded(subscriber.quit())
-    } catch {
-      // Quit could not be sent in time: drop the connection instead.
-    } finally {
-      subscriber.disconnect()
-    }
-  }
-}
-
-const kinds: readonly string[] = ['tier', 'assignment', 'bucket']
-
-/** A change message, or undefined ("reload everything") for anything this version cannot read. */
-function parseChange(message: string): RegistryChange | undefined {
-  try {
-    const parsed = JSON.parse(message) as { kind?: unknown; id?: unknown }
-    if (typeof parsed.id === 'string' && typeof parsed.kind === 'string' && kinds.includes(parsed.kind)) {
-      return { kind: parsed.kind as RegistryKind, id: parsed.id }
-    }
-  } catch {
-    // fall through
-  }
-  return undefined
 }

@@ -5,7 +5,6 @@ import {
   type Decision,
   ErrorCode,
   type HttpLimitOptions,
-  InProcessRegistry,
   type LimiterOptions,
   type PolicyInput,
   type Store,
@@ -72,7 +71,13 @@ const header = (name: string) => (req: SuiteRequest) => {
 /** A store whose consume always fails as a store outage does: the fault injection for onStoreError. */
 function failingStore(error: unknown): Store {
   const fail = () => Promise.reject(error)
-  return { name: 'failing', consume: fail, reset: fail, registry: new InProcessRegistry() }
+  return {
+    name: 'failing',
+    decide: fail,
+    refund: fail,
+    reset: fail,
+    registry: { read: fail, write: fail, tiers: fail, writeTier: fail, subscribe: () => () => undefined },
+  }
 }
 
 /**

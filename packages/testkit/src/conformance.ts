@@ -1,5 +1,4 @@
 import {
-  type ConsumeOp,
   createLimiter,
   ErrorCode,
   type Limiter,
@@ -10,10 +9,11 @@ import {
   type Store,
   TollgateError,
 } from '@tollgate/core'
+import { policyToInput } from '@tollgate/core/store'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type ManualClock, manualClock } from './clock.js'
-import { ModelBucket, type ModelPolicy } from './model.js'
+import { ModelBucket } from './model.js'
 
 /** Makes a fresh, isolated store whose decisions use `clock` for time. */
 export type StoreFactory = (clock: ManualClock) => Store | Promise<Store>
@@ -363,10 +363,11 @@ export function describeStoreConformance(
           remaining: 0,
         })
         await limiter.deleteBucket({ level: 'user', key: 'vip' })
+        // Back on the level's policy from that moment, with the tokens it held (none): no free refill.
         expect(await limiter.getBucket({ level: 'user', key: 'vip' })).toMatchObject({
           custom: false,
           limit: 10,
-          remaining: 10,
+          remaining: 0,
         })
         await expectCode(limiter.deleteBucket({ level: 'user', key: 'vip' }), ErrorCode.UnknownBucket)
         await expectCode(
@@ -419,6 +420,62 @@ export function describeStoreConformance(
       })
     })
 
+    describe('when a change takes effect', () => {
+      const tiers = {
+        free: { user: perSecond(10, 10) },
+        premium: { user: perSecond(100, 100) },
+      }
+
+      it('moves an exhausted org to premium at that moment, however late the next request', async () => {
+        const { clock, limiter } = await setup({ levels: ['user', 'org'], tiers, defaultTier: 'free' })
+        const subject = { user: 'u1', org: 'acme' }
+        expect(await admitted(limiter, subject, 10)).toBe(10)
+        await limiter.setTier({ level: 'org', key: 'acme' }, 'premium')
+        clock.advance(400)
+        // 400 ms at premium's 100/s: 40 tokens, not the 4 free's rate would give.
+        expect(await admitted(limiter, subject, 100)).toBe(40)
+      })
+
+      it('applies several changes between two touches each at its own moment', async () => {
+        const { clock, limiter } = await setup({ levels: ['user'], policy: perSecond(30, 10) })
+        expect(await admitted(limiter, 'u1', 30)).toBe(30)
+        await limiter.createBucket({ level: 'user', key: 'u1' }, perSecond(100, 100)) // 0 of 100
+        clock.advance(100) // +10 at 100/s
+        await limiter.updateBucket({ level: 'user', key: 'u1' }, perSecond(50, 5)) // 10 of 50
+        clock.advance(1000) // +5 at 5/s
+        await limiter.deleteBucket({ level: 'user', key: 'u1' }) // back to 30 at 10/s, 15 held
+        clock.advance(200) // +2
+        expect(await limiter.check('u1', { cost: 0 })).toMatchObject({ remaining: 17, limit: 30 })
+        expect(await admitted(limiter, 'u1', 40)).toBe(17)
+      })
+
+      it('applies a tier limit change to a bucket nobody touched since', async () => {
+        const { clock, limiter } = await setup({ levels: ['user'], tiers })
+        expect(await admitted(limiter, 'u1', 10)).toBe(10)
+        await limiter.updateLimits('free', { user: perSecond(50, 50) })
+        clock.advance(7 * 86_400_000) // a week later the bucket is full at the new capacity
+        expect(await limiter.check('u1', { cost: 0 })).toMatchObject({ remaining: 50, limit: 50 })
+        expect(await admitted(limiter, 'u2', 3)).toBe(3)
+        await limiter.updateLimits('free', { user: perSecond(4, 1) })
+        clock.advance(1000)
+        expect(await limiter.check('u2', { cost: 0 })).toMatchObject({ remaining: 4, limit: 4 })
+      })
+
+      it('reads write nothing: getBucket and peeks leave every later decision as it was', async () => {
+        const { clock, limiter } = await setup({ levels: ['user'], tiers })
+        expect(await admitted(limiter, 'u1', 6)).toBe(6)
+        await limiter.setTier('u1', 'premium')
+        clock.advance(30)
+        for (let i = 0; i < 5; i++) {
+          await limiter.getBucket({ level: 'user', key: 'u1' })
+          await limiter.check('u1', { cost: 0 })
+          clock.advance(1)
+        }
+        // 4 left at the change, then 35 ms at 100/s: 3 more (38.5 rounds down).
+        expect(await admitted(limiter, 'u1', 20)).toBe(7)
+      })
+    })
+
     describe('model-based properties', () => {
       const policyArb = fc
         .record({
@@ -433,71 +490,211 @@ export function describeStoreConformance(
           ),
         })
         .map((input) => normalizePolicy(input as PolicyInput))
-      const stepArb = fc.oneof(
+      const tierNames = ['a', 'b'] as const
+      const chains = [
+        { user: 'u1', org: 'acme' },
+        { user: 'u2', org: 'acme' },
+        { user: 'u3', org: 'beta' },
+      ]
+      const buckets = [
+        ['user', 'u1'],
+        ['user', 'u2'],
+        ['user', 'u3'],
+        ['org', 'acme'],
+        ['org', 'beta'],
+      ] as const
+      const changeArb = fc.oneof(
         fc.record({
-          kind: fc.constant('advance' as const),
-          ms: fc.oneof(fc.integer({ min: 0, max: 50 }), fc.integer({ min: 0, max: 4_000_000 })),
+          kind: fc.constant('assign' as const),
+          org: fc.constantFrom('acme', 'beta'),
+          tier: fc.constantFrom('a', 'b', null),
         }),
         fc.record({
-          kind: fc.constant('check' as const),
-          user: fc.constantFrom('u1', 'u2'),
-          cost: fc.oneof(fc.constant(1), fc.integer({ min: 0, max: 25 })),
+          kind: fc.constant('limits' as const),
+          tier: fc.constantFrom(...tierNames),
+          level: fc.constantFrom('user', 'org'),
+          policy: policyArb,
         }),
-        fc.record({ kind: fc.constant('change' as const), level: fc.constantFrom(0, 1), policy: policyArb }),
+        fc.record({
+          kind: fc.constant('custom' as const),
+          bucket: fc.integer({ min: 0, max: buckets.length - 1 }),
+          policy: fc.option(policyArb, { nil: null }),
+        }),
       )
+      const advanceArb = fc.record({
+        kind: fc.constant('advance' as const),
+        ms: fc.oneof(fc.integer({ min: 0, max: 50 }), fc.integer({ min: 0, max: 4_000_000 })),
+      })
+      const checkArb = fc.record({
+        kind: fc.constant('check' as const),
+        chain: fc.integer({ min: 0, max: chains.length - 1 }),
+        cost: fc.oneof(fc.constant(1), fc.integer({ min: 0, max: 25 })),
+      })
+      const readArb = fc.record({
+        kind: fc.constant('read' as const),
+        chain: fc.integer({ min: 0, max: chains.length - 1 }),
+        bucket: fc.integer({ min: 0, max: buckets.length - 1 }),
+      })
+      type Step =
+        | { kind: 'advance'; ms: number }
+        | { kind: 'check'; chain: number; cost: number }
+        | { kind: 'read'; chain: number; bucket: number }
+        | (typeof changeArb extends fc.Arbitrary<infer C> ? C : never)
+      const stepsArb = fc.array(fc.oneof(advanceArb, checkArb, checkArb, changeArb) as fc.Arbitrary<Step>, {
+        minLength: 1,
+        maxLength: 40,
+      })
+      const tierArb = fc.record({ user: policyArb, org: policyArb })
 
-      it('decides every step as the reference token bucket does (user → org chain, runtime changes)', async () => {
+      /** Runs steps on a fresh store through a limiter; returns every check's figures. */
+      async function run(
+        configured: { a: Record<string, Policy>; b: Record<string, Policy> },
+        steps: Step[],
+      ) {
+        const clock = manualClock()
+        const store = await makeStore(clock)
+        const limiter = createLimiter({
+          store,
+          clock: clock.now,
+          levels: ['user', 'org'],
+          tiers: configured,
+          defaultTier: 'a',
+          onStoreError: 'closed',
+        })
+        const custom = new Set<number>()
+        const seen: unknown[] = []
+        try {
+          for (const step of steps) {
+            if (step.kind === 'advance') clock.advance(step.ms)
+            else if (step.kind === 'assign') await limiter.setTier({ level: 'org', key: step.org }, step.tier)
+            else if (step.kind === 'limits')
+              await limiter.updateLimits(step.tier, { [step.level]: policyToInput(step.policy) })
+            else if (step.kind === 'custom') {
+              const [level, key] = buckets[step.bucket]!
+              if (step.policy === null) {
+                if (custom.delete(step.bucket)) await limiter.deleteBucket({ level, key })
+              } else if (custom.has(step.bucket))
+                await limiter.updateBucket({ level, key }, policyToInput(step.policy))
+              else {
+                custom.add(step.bucket)
+                await limiter.createBucket({ level, key }, policyToInput(step.policy))
+              }
+            } else if (step.kind === 'read') {
+              const [level, key] = buckets[step.bucket]!
+              await limiter.getBucket({ level, key })
+              await limiter.check(chains[step.chain]!, { cost: 0 })
+              await limiter.getTier({ level: 'org', key: chains[step.chain]!.org })
+            } else {
+              const d = await limiter.check(chains[step.chain]!, { cost: step.cost })
+              expect(d.degraded).toBeUndefined()
+              seen.push([
+                d.allowed,
+                d.tier,
+                d.levels.map((l) => [l.allowed, l.remaining, l.retryAfterMs, l.resetAfterMs, l.limit]),
+              ])
+            }
+          }
+        } finally {
+          await limiter.close()
+          await store.close?.()
+        }
+        return seen
+      }
+
+      it('decides every step as the reference does, with tier, limit and bucket changes at random moments', async () => {
         await fc.assert(
-          fc.asyncProperty(
-            policyArb,
-            policyArb,
-            fc.array(stepArb, { minLength: 1, maxLength: 40 }),
-            async (userPolicy, orgPolicy, steps) => {
-              const clock = manualClock()
-              const store = await makeStore(clock)
-              try {
-                const policies: Policy[] = [userPolicy, orgPolicy]
-                const models = new Map<string, ModelBucket>()
-                const model = (id: string, policy: ModelPolicy) => {
-                  let bucket = models.get(id)
-                  if (!bucket) {
-                    bucket = new ModelBucket(policy, clock.now())
-                    models.set(id, bucket)
+          fc.asyncProperty(tierArb, tierArb, stepsArb, async (tierA, tierB, steps) => {
+            // The reference: every change applies at its moment; within one ms the last change wins.
+            const clock = manualClock()
+            const defs: Record<string, Record<string, Policy>> = { a: { ...tierA }, b: { ...tierB } }
+            const assigned = new Map<string, string>()
+            const customs = new Map<number, Policy>()
+            const effective = (b: number): Policy => {
+              const [level, key] = buckets[b]!
+              const org = level === 'org' ? key : chains.find((c) => c.user === key)!.org
+              return customs.get(b) ?? defs[assigned.get(org) ?? 'a']![level]!
+            }
+            /** Per bucket: the policy in force from each moment of change on. */
+            const timeline = buckets.map((_, b) => [{ at: 0, policy: effective(b) }])
+            const persisted = new Map<number, { bucket: ModelBucket; writtenAt: number }>()
+            const expected: unknown[] = []
+            for (const step of steps) {
+              if (step.kind === 'advance') clock.advance(step.ms)
+              else if (step.kind === 'check') {
+                const now = clock.now()
+                const chain = chains[step.chain]!
+                const ids = [
+                  buckets.findIndex(([l, k]) => l === 'user' && k === chain.user),
+                  buckets.findIndex(([l, k]) => l === 'org' && k === chain.org),
+                ]
+                const live = ids.map((b) => {
+                  const kept = persisted.get(b)
+                  const bucket = kept ? kept.bucket.clone() : new ModelBucket(effective(b), now)
+                  for (const { at, policy } of timeline[b]!) {
+                    if (kept && at >= kept.writtenAt && at <= now) bucket.changeTo(policy, at)
                   }
                   return bucket
+                })
+                const policies = ids.map(effective)
+                const fits = live.map((m, i) => m.wouldFit(policies[i]!, now, step.cost))
+                const allowed = fits.every(Boolean)
+                const charge = allowed && step.cost > 0
+                const results = live.map((m) => m.settle(step.cost, charge))
+                if (charge) {
+                  for (const [i, b] of ids.entries()) persisted.set(b, { bucket: live[i]!, writtenAt: now })
                 }
-                for (const step of steps) {
-                  if (step.kind === 'advance') clock.advance(step.ms)
-                  else if (step.kind === 'change') policies[step.level] = step.policy
-                  else {
-                    const ops: ConsumeOp[] = [
-                      { level: 'user', key: step.user, policy: policies[0]!, cost: step.cost },
-                      { level: 'org', key: 'acme', policy: policies[1]!, cost: step.cost },
-                    ]
-                    const buckets = [
-                      model(`user/${step.user}`, policies[0]!),
-                      model('org/acme', policies[1]!),
-                    ]
-                    const fits = buckets.map((b, i) => b.wouldFit(policies[i]!, clock.now(), step.cost))
-                    const allowed = fits.every(Boolean)
-                    const expected = buckets.map((b) => b.settle(step.cost, allowed && step.cost > 0))
-                    const got = await store.consume(ops)
-                    expect(got.allowed).toBe(allowed)
-                    expect(
-                      got.results.map((r) => [r.allowed, r.remaining, r.retryAfterMs, r.resetAfterMs]),
-                    ).toEqual(expected.map((r) => [r.allowed, r.remaining, r.retryAfterMs, r.resetAfterMs]))
-                  }
+                expected.push([
+                  allowed,
+                  assigned.get(chain.org) ?? 'a',
+                  results.map((r, i) => [
+                    r.allowed,
+                    r.remaining,
+                    r.retryAfterMs,
+                    r.resetAfterMs,
+                    policies[i]!.capacity,
+                  ]),
+                ])
+              } else {
+                if (step.kind === 'assign') {
+                  if (step.tier === null) assigned.delete(step.org)
+                  else assigned.set(step.org, step.tier)
+                } else if (step.kind === 'limits') defs[step.tier]![step.level] = step.policy
+                else if (step.kind === 'custom') {
+                  if (step.policy === null) customs.delete(step.bucket)
+                  else customs.set(step.bucket, step.policy)
                 }
-              } finally {
-                await store.close?.()
+                const now = clock.now()
+                timeline.forEach((entries, b) => {
+                  const last = entries[entries.length - 1]!
+                  if (last.at === now) last.policy = effective(b)
+                  else entries.push({ at: now, policy: effective(b) })
+                })
               }
-            },
-          ),
+            }
+            expect(await run({ a: tierA, b: tierB }, steps)).toEqual(expected)
+          }),
           { numRuns: runs },
         )
       })
-    })
 
+      it('makes the same decisions whether or not reads are interleaved', async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            tierArb,
+            tierArb,
+            stepsArb,
+            fc.array(fc.tuple(fc.nat(), readArb), { maxLength: 20 }),
+            async (tierA, tierB, steps, reads) => {
+              const withReads: Step[] = [...steps]
+              for (const [at, read] of reads) withReads.splice(at % (withReads.length + 1), 0, read)
+              const tiers = { a: tierA, b: tierB }
+              expect(await run(tiers, withReads)).toEqual(await run(tiers, steps))
+            },
+          ),
+          { numRuns: Math.max(10, Math.floor(runs / 2)) },
+        )
+      })
+    })
     describe('30 simulated days', () => {
       // Capacities are large enough that the bucket never fills between two greedy visits (each step is
       // shorter than the time to fill), so every token the rate makes is taken and none is lost to the cap.
@@ -514,9 +711,11 @@ export function describeStoreConformance(
             capacity: policy.capacity * 10,
             refill: { tokens: policy.tokens * 10, per: policy.per },
           })
-          const clock = manualClock()
-          const store = await makeStore(clock)
-          opened.push(store)
+          const { clock, limiter } = await setup({
+            levels: ['user', 'org'],
+            policies: { user: policyToInput(policy), org: policyToInput(loose) },
+          })
+          const subject = { user: 'greedy', org: 'greedy-org' }
           const start = clock.now()
           const days30 = 30 * 86_400_000
           // Less than the time to refill capacity − 1 tokens: a fraction of a token may be left over from the last visit.
@@ -528,16 +727,10 @@ export function describeStoreConformance(
             if (!first)
               clock.advance(Math.min(days30 - (clock.now() - start), 1 + Math.floor(random() * fillMs)))
             // Take exactly what is there: peek, then consume all of it in one request.
-            const peek = await store.consume([
-              { level: 'user', key: 'greedy', policy, cost: 0 },
-              { level: 'org', key: 'greedy-org', policy: loose, cost: 0 },
-            ])
-            const take = peek.results[0]!.remaining
+            const peek = await limiter.check(subject, { cost: 0 })
+            const take = peek.levels[0]!.remaining
             if (take === 0) continue
-            const got = await store.consume([
-              { level: 'user', key: 'greedy', policy, cost: take },
-              { level: 'org', key: 'greedy-org', policy: loose, cost: take },
-            ])
+            const got = await limiter.check(subject, { cost: take })
             expect(got.allowed).toBe(true)
             admittedTokens += take
           }

@@ -73,6 +73,19 @@ export class ModelBucket {
     this.level = sub(whole(policy.capacity), { n: big(debtUnits), d: big(unit) })
   }
 
+  /** A copy, to decide on without keeping the result (a look, a refusal). */
+  clone(): ModelBucket {
+    const copy = new ModelBucket(this.policy, this.at)
+    copy.level = this.level
+    return copy
+  }
+
+  /** A registry change at `at`: the tokens held then stay (clamped); the new rate applies from then on. */
+  changeTo(policy: ModelPolicy, at: number): void {
+    this.refill(at)
+    this.adopt(policy)
+  }
+
   wouldFit(policy: ModelPolicy, now: number, cost: number): boolean {
     this.refill(now)
     this.adopt(policy)

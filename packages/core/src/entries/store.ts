@@ -1,2 +1,56 @@
-// @tollgate/core/store: what store authors need (algorithm steps, the in-process store, the Store contract).
-export * from '../index.js'
+// @tollgate/core/store: what store authors need: the Store contract, the algorithm's steps, the policy book
+// and its resolution, and the in-process store to build on.
+export { advance } from '../advance.js'
+export {
+  type Assessment,
+  assess,
+  type BucketResult,
+  type BucketState,
+  convertDebt,
+  decide,
+  sameScale,
+  settle,
+  stateFromDebt,
+  stateTtlMs,
+} from '../algorithm.js'
+export { makeBook, type PolicyBook } from '../book.js'
+export { type ChainEntry, type ChainOutcome, evaluateChain } from '../chain.js'
+export { describeValue, ErrorCode, invalid, TollgateError } from '../errors.js'
+export { bucketId, splitBucketId } from '../ids.js'
+export {
+  type Clock,
+  InProcessRegistry,
+  InProcessStore,
+  type InProcessStoreOptions,
+  isExpired,
+  monotonicClock,
+} from '../in-process.js'
+export { normalizePolicy, type Policy, policyFromId, policyToInput } from '../policy.js'
+export {
+  changeMoments,
+  latestChange,
+  policyAt,
+  type ResolvedPolicy,
+  type TenantEntries,
+  tierAt,
+} from '../resolve.js'
+export type {
+  DecideRequest,
+  DecideResult,
+  EntryKind,
+  LevelResult,
+  RefundRequest,
+  RegistryChange,
+  RegistryStore,
+  Store,
+  TierEntry,
+} from '../store.js'
+export {
+  appendVersion,
+  latest,
+  latestSince,
+  MAX_VERSIONS,
+  type Version,
+  type Versions,
+  valueAt,
+} from '../versions.js'

@@ -1,0 +1,185 @@
+import { adminMethods } from './admin.js'
+import { Breaker, type BreakerAdmission, type BreakerTransition } from './breaker.js'
+import { type Decision, type LevelDecision, summarize } from './decision.js'
+import { ErrorCode, invalid, TollgateError } from './errors.js'
+import type { LimiterEvent, LimiterListener, StoreErrorMode } from './events.js'
+import { Fallback } from './fallback.js'
+import { InProcessStore } from './in-process.js'
+import { type CheckOptions, type Limiter, parseCost } from './limiter.js'
+import { type LimiterOptions, parseLimiterOptions, unknownTier } from './options.js'
+import type { DecideRequest, DecideResult, Store } from './store.js'
+import { type Subject, subjectKeys } from './subject.js'
+import { TierBook } from './tiers.js'
+
+type Outcome = DecideResult & { readonly degraded?: StoreErrorMode }
+
+function isStoreFailure(error: unknown): boolean {
+  return (
+    !(error instanceof TollgateError) ||
+    error.code === ErrorCode.StoreTimeout ||
+    error.code === ErrorCode.StoreUnavailable
+  )
+}
+
+/**
+ * Creates a limiter: the one object adapters ask and administrators change. The store decides (it reads
+ * the tenant's registry entries beside its buckets); the limiter parses input, keeps the tier definitions,
+ * and decides by `onStoreError` while the store fails.
+ */
+export function createLimiter(options: LimiterOptions = {}): Limiter {
+  const config = parseLimiterOptions(options)
+  const { clock, levels, levelNames } = config
+  const store: Store =
+    options.store ?? new InProcessStore({ maxKeys: 100_000, clock, name: 'default-in-process' })
+  if (typeof store !== 'object' || store === null || typeof store.decide !== 'function' || !store.registry) {
+    throw invalid(
+      ErrorCode.InvalidOption,
+      'store',
+      store,
+      'a Store (memoryStore(), redisStore({ client }), ...)',
+    )
+  }
+
+  const listeners = new Set<LimiterListener>()
+  if (options.onEvent) listeners.add(options.onEvent)
+  const emit = (event: LimiterEvent): void => {
+    for (const listener of listeners) {
+      try {
+        listener(event)
+      } catch {
+        // A failing listener must not change a decision.
+      }
+    }
+  }
+
+  const tierBook = new TierBook(config, store.registry)
+  const unsubscribe = store.registry.subscribe((change) => {
+    if (change === undefined || change.kind === 'tier') tierBook.invalidate()
+    emit({ type: 'registry-change', kind: change?.kind, id: change?.key })
+  })
+  const breaker = new Breaker(config.breakerFailures, config.breakerCooldownMs)
+  const fallback = new Fallback(config.mode, config.expectedServers)
+  /** What each decision asked, so refund(decision) can give back exactly that. */
+  const requests = new WeakMap<Decision, DecideRequest>()
+
+  const report = (transitions: readonly BreakerTransition[], error?: unknown): void => {
+    for (const t of transitions) {
+      if (t.type === 'degraded') emit({ type: 'degraded', mode: config.mode, error })
+      else if (t.type === 'recovered') emit({ type: 'recovered', downMs: t.downMs })
+      else emit({ type: 'breaker', state: t.state })
+    }
+  }
+  const failed = (request: DecideRequest, admission: BreakerAdmission, error: unknown): Outcome => {
+    if (!isStoreFailure(error)) throw error
+    const now = Math.floor(clock())
+    report(breaker.failure(now, admission), error)
+    emit({ type: 'store-error', error, mode: config.mode })
+    return fallback.decide(request, now, breaker.retryAfterMs(now))
+  }
+  const succeeded = (result: DecideResult, admission: BreakerAdmission): Outcome => {
+    if (breaker.failing() || admission === 'probe') report(breaker.success(Math.floor(clock()), admission))
+    // A store in this process cannot be down; a shared one's answers are what `local` falls back on.
+    if (config.mode === 'local' && !store.decideNow) fallback.remember(tierBook.current, result)
+    return result
+  }
+
+  /** Asks the store unless the circuit is open; a failure is decided by `onStoreError` instead. */
+  function decide(request: DecideRequest): Outcome | Promise<Outcome> {
+    const { admission, transitions } = breaker.admit(Math.floor(clock()))
+    if (transitions.length) report(transitions)
+    if (admission === 'fallback') {
+      const now = Math.floor(clock())
+      return fallback.decide(request, now, breaker.retryAfterMs(now))
+    }
+    if (store.decideNow && !tierBook.needsLoad) {
+      try {
+        return succeeded(store.decideNow(request), admission)
+      } catch (error) {
+        return failed(request, admission, error)
+      }
+    }
+    const load = tierBook.needsLoad ? tierBook.load() : undefined
+    // Tier definitions never read from the store yet: a decision must not assume nobody changed them.
+    const asked = load
+      ? load.then(() => store.decide({ ...request, book: tierBook.current }))
+      : store.decide(request)
+    return asked.then(
+      (result) => succeeded(result, admission),
+      (error: unknown) => failed(request, admission, error),
+    )
+  }
+
+  function toDecision(outcome: Outcome, cost: number): Decision {
+    const n = outcome.levels.length
+    const out: LevelDecision[] = new Array(n)
+    for (let i = 0; i < n; i++) {
+      const r = outcome.levels[i]!
+      out[i] = {
+        level: levelNames[r.levelIndex]!,
+        key: r.key,
+        limit: r.policy.capacity,
+        policy: r.policy,
+        allowed: r.allowed,
+        remaining: r.remaining,
+        resetAfterMs: r.resetAfterMs,
+        retryAfterMs: r.retryAfterMs,
+        delayMs: r.delayMs,
+      }
+    }
+    return summarize(out, outcome.allowed, cost, outcome.tier, outcome.now, outcome.degraded)
+  }
+
+  const limiter: Limiter = {
+    levels: levelNames,
+    get tierNames() {
+      return [...config.tiers.keys()]
+    },
+
+    async check(subject: Subject, checkOptions?: CheckOptions) {
+      const cost = checkOptions?.cost === undefined ? 1 : parseCost(checkOptions.cost)
+      const keys = subjectKeys(levels, subject)
+      const tier = checkOptions?.tier
+      if (tier !== undefined && !config.tiers.has(tier)) throw unknownTier(config.tiers.keys(), 'tier', tier)
+      const request: DecideRequest = { book: tierBook.current, keys, cost, tier }
+      const started = listeners.size ? performance.now() : 0
+      const pending = decide(request)
+      const outcome = 'then' in pending ? await pending : pending
+      const decision = toDecision(outcome, cost)
+      if (outcome.allowed && cost > 0 && !outcome.degraded) requests.set(decision, request)
+      if (listeners.size) {
+        const storeMs = performance.now() - started
+        emit({ type: 'decision', decision, storeMs })
+      }
+      return decision
+    },
+
+    async refund(decision) {
+      const request = requests.get(decision)
+      if (!request) return
+      requests.delete(decision)
+      const policyIds: (string | undefined)[] = levelNames.map(() => undefined)
+      for (const level of decision.levels) policyIds[levelNames.indexOf(level.level)] = level.policy.id
+      await store.refund({
+        book: tierBook.current,
+        keys: request.keys,
+        tier: request.tier,
+        cost: request.cost,
+        decidedAt: decision.now,
+        policyIds,
+      })
+    },
+
+    ...adminMethods(config, store, tierBook),
+
+    on(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+
+    async close() {
+      unsubscribe()
+      listeners.clear()
+    },
+  }
+  return limiter
+}

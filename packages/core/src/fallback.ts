@@ -1,0 +1,127 @@
+import { LRUCache } from 'lru-cache'
+import type { BucketState } from './algorithm.js'
+import type { PolicyBook } from './book.js'
+import { type ChainEntry, evaluateChain } from './chain.js'
+import type { StoreErrorMode } from './events.js'
+import { bucketId } from './ids.js'
+import { isExpired } from './in-process.js'
+import { normalizePolicy, type Policy } from './policy.js'
+import { policyAt, type ResolvedPolicy } from './resolve.js'
+import type { DecideRequest, DecideResult, LevelResult } from './store.js'
+import { latest } from './versions.js'
+
+/** What a shared store last said of a tenant: its chain's tier and its custom bucket, if any. */
+interface Seen {
+  readonly tier: string | undefined
+  readonly custom: Policy | undefined
+}
+
+const rememberedTenants = 100_000
+
+/**
+ * Decides while the shared store is failing, by `onStoreError`:
+ * - `open` admits, `closed` refuses (with a retry-after of the breaker's cooldown);
+ * - `local` decides with in-process buckets whose limits are the shared ones divided by `expectedServers`,
+ *   so together the servers admit no more than the shared limit. A tenant keeps the tier and custom bucket
+ *   the store last reported for it (bounded: the most recent 100,000 tenants); a tenant never seen gets the
+ *   default tier, or the forced one.
+ * It never writes to the shared store, so nothing decided here can put another tier's policy there.
+ */
+export class Fallback {
+  private readonly seen = new LRUCache<string, Seen>({ max: rememberedTenants })
+  private readonly states = new LRUCache<string, BucketState>({ max: rememberedTenants })
+  private readonly shares = new Map<string, Policy>()
+
+  constructor(
+    readonly mode: StoreErrorMode,
+    private readonly expectedServers: number,
+  ) {}
+
+  /** Notes what a shared decision resolved, for the tenants whose terms differ from the default. */
+  remember(book: PolicyBook, result: DecideResult): void {
+    const notable = result.tier !== book.defaultTier
+    for (const level of result.levels) {
+      const id = bucketId(book.levels[level.levelIndex]!, level.key)
+      if (notable || level.custom)
+        this.seen.set(id, { tier: result.tier, custom: level.custom ? level.policy : undefined })
+      else if (this.seen.size > 0) this.seen.delete(id)
+    }
+  }
+
+  decide(
+    request: DecideRequest,
+    now: number,
+    retryAfterMs: number,
+  ): DecideResult & { degraded: StoreErrorMode } {
+    const { book, keys, cost } = request
+    const seen: (Seen | undefined)[] = keys.map((key, i) =>
+      key === undefined ? undefined : this.seen.get(bucketId(book.levels[i]!, key)),
+    )
+    const tier = request.tier ?? seen.find((s) => s?.tier !== undefined)?.tier ?? book.defaultTier
+    const resolved: { index: number; key: string; r: ResolvedPolicy }[] = []
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]
+      if (key === undefined) continue
+      const custom = seen[i]?.custom
+      const r = custom ? { policy: custom, custom: true } : latestPolicy(book, i, tier)
+      if (r) resolved.push({ index: i, key, r })
+    }
+    if (this.mode !== 'local') {
+      const admit = this.mode === 'open'
+      const levels = resolved.map(
+        ({ index, key, r }): LevelResult => ({
+          levelIndex: index,
+          key,
+          ...r,
+          allowed: admit,
+          remaining: admit ? r.policy.capacity : 0,
+          resetAfterMs: admit ? 0 : retryAfterMs,
+          retryAfterMs: admit ? 0 : retryAfterMs,
+          delayMs: 0,
+        }),
+      )
+      return { allowed: admit, now, tier, levels, degraded: this.mode }
+    }
+    const entries: ChainEntry[] = resolved.map(({ index, key, r }) => {
+      const state = this.states.get(bucketId(book.levels[index]!, key))
+      return {
+        state: state === undefined || isExpired(state, now) ? undefined : state,
+        policy: this.share(r.policy),
+        cost,
+      }
+    })
+    const outcome = evaluateChain(entries, now)
+    const levels = resolved.map(({ index, key, r }, j): LevelResult => {
+      const next = outcome.states[j]
+      if (next) this.states.set(bucketId(book.levels[index]!, key), next)
+      return { levelIndex: index, key, ...r, policy: entries[j]!.policy, ...outcome.results[j]! }
+    })
+    return { allowed: outcome.allowed, now, tier, levels, degraded: 'local' }
+  }
+
+  /** One server's share of a shared policy: ⌊capacity/n⌋ and rate/n. */
+  private share(policy: Policy): Policy {
+    if (this.expectedServers === 1) return policy
+    let local = this.shares.get(policy.id)
+    if (!local) {
+      local = normalizePolicy({
+        algorithm: policy.algorithm,
+        mode: policy.mode,
+        capacity: Math.floor(policy.capacity / this.expectedServers),
+        refill: policy.tokens === 0 ? 0 : { tokens: policy.tokens, per: policy.per * this.expectedServers },
+      })
+      this.shares.set(policy.id, local)
+    }
+    return local
+  }
+}
+
+function latestPolicy(
+  book: PolicyBook,
+  levelIndex: number,
+  tier: string | undefined,
+): ResolvedPolicy | undefined {
+  const tierPolicy = tier === undefined ? null : latest(book.tiers.get(tier)?.[levelIndex])
+  if (tierPolicy) return { policy: tierPolicy, custom: false }
+  return policyAt(book, levelIndex, undefined, undefined, 0)
+}

@@ -1,0 +1,172 @@
+import { describeValue, ErrorCode, invalid, TollgateError } from './errors.js'
+import type { LimiterListener, StoreErrorMode } from './events.js'
+import { type Clock, monotonicClock } from './in-process.js'
+import { DEFAULT_POLICY_INPUT, normalizePolicy, type Policy, type PolicyInput } from './policy.js'
+import type { Store } from './store.js'
+import { type Level, type LevelSpec, parseLevels, unknownLevel } from './subject.js'
+
+/** A tier: a policy per level. Levels it leaves out fall back to `policies`. */
+export type TierLimits = Readonly<Record<string, PolicyInput | Policy>>
+
+export interface LimiterOptions {
+  /** Where bucket state and the registry live. Default: an in-process store (bounded, 100k keys). */
+  store?: Store
+  /** The chain, checked all-or-nothing, in order. Default `['key']`. A level named `global` has the fixed key `global`. */
+  levels?: readonly LevelSpec[]
+  /** One policy for every level (the simple case). */
+  policy?: PolicyInput
+  /** A policy per level, whatever the tier. */
+  policies?: Readonly<Record<string, PolicyInput>>
+  /** Named plans: per level policies that override `policies`. */
+  tiers?: Readonly<Record<string, TierLimits>>
+  /** The tier of subjects with no assignment. Default: the first tier. */
+  defaultTier?: string
+  /** ms clock for the default store, the fallback and the circuit breaker. */
+  clock?: Clock
+  /** What decides when the store fails: admit (`open`), refuse (`closed`), or in-process buckets (`local`, default). */
+  onStoreError?: StoreErrorMode
+  /** `local` mode divides every limit by this many servers. Default 1. */
+  expectedServers?: number
+  /** Consecutive store failures that open the circuit (default 3), and ms before a probe (default 1000). */
+  breaker?: { failures?: number; cooldownMs?: number }
+  onEvent?: LimiterListener
+}
+
+/** The options, checked once: what every part of the limiter reads. */
+export interface LimiterConfig {
+  readonly levels: readonly Level[]
+  readonly levelNames: readonly string[]
+  /** Per level index. */
+  readonly base: readonly (Policy | undefined)[]
+  /** Tier → per level index: the configured policies (runtime changes come from the registry). */
+  readonly tiers: ReadonlyMap<string, readonly (Policy | undefined)[]>
+  readonly defaultTier: string | undefined
+  readonly clock: Clock
+  readonly mode: StoreErrorMode
+  readonly expectedServers: number
+  readonly breakerFailures: number
+  readonly breakerCooldownMs: number
+}
+
+const knownOptions = new Set([
+  'store',
+  'levels',
+  'policy',
+  'policies',
+  'tiers',
+  'defaultTier',
+  'clock',
+  'onStoreError',
+  'expectedServers',
+  'breaker',
+  'onEvent',
+])
+const storeErrorModes: readonly StoreErrorMode[] = ['open', 'closed', 'local']
+
+function optionError(field: string, value: unknown, expectation: string): TollgateError {
+  return invalid(ErrorCode.InvalidOption, field, value, expectation)
+}
+
+export function assertWholeNumber(value: unknown, field: string, min: number): asserts value is number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw optionError(field, value, `a whole number ≥ ${min}`)
+  }
+}
+
+export function unknownTier(tiers: Iterable<string>, field: string, tier: unknown): TollgateError {
+  const names = [...tiers].map((t) => JSON.stringify(t)).join(', ')
+  return new TollgateError(
+    ErrorCode.UnknownTier,
+    `${field} must be one of ${names || '(no tiers defined)'}; got ${describeValue(tier)}`,
+    { field, value: tier },
+  )
+}
+
+/** Level name → index, throwing UNKNOWN_LEVEL for anything else. */
+export function parseLevelIndex(levelNames: readonly string[], level: unknown, field: string): number {
+  const index = typeof level === 'string' ? levelNames.indexOf(level) : -1
+  if (index < 0) throw unknownLevel(levelNames, field, level)
+  return index
+}
+
+/** A tier's limits by level index, validated. */
+export function parseTierLimits(
+  levelNames: readonly string[],
+  tier: string,
+  limits: unknown,
+): Map<number, Policy> {
+  if (typeof limits !== 'object' || limits === null || Array.isArray(limits)) {
+    throw invalid(ErrorCode.InvalidPolicy, `tiers.${tier}`, limits, 'an object of level → policy')
+  }
+  const parsed = new Map<number, Policy>()
+  for (const [level, input] of Object.entries(limits)) {
+    const index = parseLevelIndex(levelNames, level, `tiers.${tier}.${level}`)
+    parsed.set(index, normalizePolicy(input, `tiers.${tier}.${level}`))
+  }
+  return parsed
+}
+
+export function parseLimiterOptions(options: LimiterOptions): LimiterConfig {
+  if (typeof options !== 'object' || options === null) throw optionError('options', options, 'an object')
+  for (const name of Object.keys(options)) {
+    if (!knownOptions.has(name)) {
+      throw optionError(
+        name,
+        (options as Record<string, unknown>)[name],
+        `left out: createLimiter has no option ${JSON.stringify(name)} (known: ${[...knownOptions].join(', ')})`,
+      )
+    }
+  }
+  const clock = options.clock ?? monotonicClock
+  if (options.clock !== undefined && typeof clock !== 'function') {
+    throw optionError('clock', clock, 'a function returning ms')
+  }
+  const levels = parseLevels(options.levels)
+  const levelNames = levels.map((l) => l.name)
+  const mode = options.onStoreError ?? 'local'
+  if (!storeErrorModes.includes(mode)) throw optionError('onStoreError', mode, "'open', 'closed' or 'local'")
+  const expectedServers = options.expectedServers ?? 1
+  assertWholeNumber(expectedServers, 'expectedServers', 1)
+  const breakerFailures = options.breaker?.failures ?? 3
+  assertWholeNumber(breakerFailures, 'breaker.failures', 1)
+  const breakerCooldownMs = options.breaker?.cooldownMs ?? 1000
+  if (!Number.isFinite(breakerCooldownMs) || breakerCooldownMs < 0 || breakerCooldownMs > 86_400_000) {
+    throw optionError('breaker.cooldownMs', breakerCooldownMs, 'a number of ms from 0 to 86400000 (a day)')
+  }
+
+  const base: (Policy | undefined)[] = levelNames.map((): Policy | undefined => undefined)
+  if (options.policy !== undefined && options.policies !== undefined) {
+    throw optionError('policy', options.policy, 'left out when policies is given (use one or the other)')
+  }
+  if (options.policy !== undefined) base.fill(normalizePolicy(options.policy, 'policy'))
+  for (const [level, input] of Object.entries(options.policies ?? {})) {
+    base[parseLevelIndex(levelNames, level, `policies.${level}`)] = normalizePolicy(
+      input,
+      `policies.${level}`,
+    )
+  }
+  const tiers = new Map<string, (Policy | undefined)[]>()
+  for (const [tier, limits] of Object.entries(options.tiers ?? {})) {
+    const byLevel: (Policy | undefined)[] = levelNames.map((): Policy | undefined => undefined)
+    for (const [index, policy] of parseTierLimits(levelNames, tier, limits)) byLevel[index] = policy
+    tiers.set(tier, byLevel)
+  }
+  if (options.defaultTier !== undefined && !tiers.has(options.defaultTier)) {
+    throw unknownTier(tiers.keys(), 'defaultTier', options.defaultTier)
+  }
+  const defaultTier = options.defaultTier ?? tiers.keys().next().value
+  // With no policy anywhere, every level gets the default: capacity 5, 1 token per second.
+  if (tiers.size === 0 && !base.some((p) => p !== undefined)) base.fill(normalizePolicy(DEFAULT_POLICY_INPUT))
+  return {
+    levels,
+    levelNames,
+    base,
+    tiers,
+    defaultTier,
+    clock,
+    mode,
+    expectedServers,
+    breakerFailures,
+    breakerCooldownMs,
+  }
+}
