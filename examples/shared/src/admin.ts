@@ -39,7 +39,10 @@ export function createAdmin(limiter: Limiter, adminToken: string) {
     return badRequest('The body must be a JSON object', 'body')
   }
 
-  /** Runs an admin operation: unauthorized → 401, TollgateError → 400 naming its field. */
+  /**
+   * Runs an admin operation: unauthorized → 401; the body failing validation (a TollgateError whose field is
+   * in the body) → 400 naming the field. Any other error, a store timeout included, is the server's: 500.
+   */
   async function run(
     headers: IncomingHttpHeaders,
     operation: () => Promise<JsonResult>,
@@ -49,8 +52,8 @@ export function createAdmin(limiter: Limiter, adminToken: string) {
     try {
       return await operation()
     } catch (error) {
-      if (!(error instanceof TollgateError)) throw error
-      const field = error.field?.replace(/^body\./, '') ?? 'body'
+      if (!(error instanceof TollgateError && /^body(\.|$)/.test(error.field ?? ''))) throw error
+      const field = error.field!.replace(/^body\./, '')
       return badRequest(error.message.replace(/^body\./, ''), field, error.code)
     }
   }

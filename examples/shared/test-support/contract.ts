@@ -394,5 +394,19 @@ export function describeExampleContract(
         '"user";q=2000;w=1, "org";q=10000;w=1, "global";q=5000;w=1',
       )
     })
+
+    if (options.store === 'redis') {
+      // Last: it stops Redis.
+      it('answers an admin call failing on a dead Redis with a 500 problem carrying no internals', async () => {
+        await redis!.stop()
+        const body = await expectProblem(
+          await admin('PUT', '/admin/orgs/acme/tier', { tier: 'premium' }),
+          500,
+        )
+        expect(JSON.stringify(body)).not.toMatch(/redis|ECONN|stream|offline|127\.0\.0\.1|:\d{4,5}\b/i)
+        // Decisions go on in-process meanwhile (onStoreError 'local').
+        expect((await get('/api/hello', 'free-alice')).status).toBe(200)
+      })
+    }
   })
 }
