@@ -1,10 +1,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 
-/**
- * GET /ops: one static HTML page (no build step) with its script and style inline. The page holds no
- * data; it asks for the admin token and calls the admin JSON API with it as a bearer header.
- */
+/** The ops page and the headers it is served with. */
 export interface OpsPage {
   html: string
   headers: Readonly<Record<string, string>>
@@ -15,6 +12,11 @@ const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text).di
 const inline = (html: string, tag: string) =>
   [...html.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, 'g'))].map((match) => sha256(match[1]!))
 
+/**
+ * GET /ops: ops.html, one static page (no build step) with its script and style inline. It holds no data;
+ * it asks for the admin token and calls the admin JSON API with it as a bearer header. Its CSP lets only
+ * that script and style run (by hash), and lets it talk only to this origin.
+ */
 export function loadOpsPage(): OpsPage {
   const html = readFileSync(new URL('./ops.html', import.meta.url), 'utf8')
   const policy = [
