@@ -56,8 +56,8 @@ export class Breaker {
     if (this.degradedSince === undefined) return wasOpen ? [{ type: 'breaker', state: 'closed' }] : none
     const downMs = Math.max(0, now - this.degradedSince)
     this.degradedSince = undefined
-    const transitions: BreakerTransition[] = [{ type: 'recovered', downMs }]
-    if (wasOpen) transitions.push({ type: 'breaker', state: 'closed' })
+    const transitions: BreakerTransition[] = wasOpen ? [{ type: 'breaker', state: 'closed' }] : []
+    transitions.push({ type: 'recovered', downMs })
     return transitions
   }
 

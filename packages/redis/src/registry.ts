@@ -176,6 +176,7 @@ export class RedisRegistry implements RegistryStore {
     if (subscriber.status === 'ready') listen()
     // A client made with lazyConnect hands its duplicate the same setting: connect it now.
     else if (subscriber.status === 'wait') subscriber.connect().catch(() => undefined)
+    void this.checkVersion()
     this.timer = setInterval(() => void this.checkVersion(), this.checkMs)
     this.timer.unref?.()
   }

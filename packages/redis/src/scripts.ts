@@ -12,8 +12,8 @@ import { escapeValue } from './history.js'
  * a decision sends only its keys, cost and tier, and the script allocates no table for the book. A book
  * changes only when tier limits change at runtime; EVALSHA of a new book's script loads it once (NOSCRIPT).
  *
- * A bucket state is one short string "tat frac capacity tokens per age", where age = tat − the ms it was
- * written (the epoch registry changes are applied from). A tenant's registry entries are a hash beside its
+ * A bucket state is six varints: tat, frac, capacity, tokens, per, and tat − the ms it was written (the
+ * epoch registry changes are applied from). A tenant's registry entries are a hash beside its
  * state (same hash tag): field `a` its tier assignment, `b` its custom bucket, each a history
  * "since=value;since=value" (values escaped, empty = removed), read by the decision itself.
  */
@@ -50,31 +50,50 @@ local function policy_numbers(id)
   return tonumber(cap), tonumber(tokens), tonumber(per), kind == 'lbd'
 end
 
--- Old-layout states (five varints, before registry changes applied at their moments): read, epoch 0.
-local function read_legacy(raw)
-  local values, n, scale = {}, 0, 1
-  for pos = 1, #raw do
-    local b = string.byte(raw, pos)
+-- A state is six unsigned base-128 varints (low 7 bits first, high bit = more bytes follow): tat, frac,
+-- capacity, tokens, per, and zigzag(tat - epoch); 12 bytes for a typical bucket, which keeps a key under
+-- 100 bytes of MEMORY USAGE. Five varints is the layout of earlier releases (no epoch): read as epoch 0.
+local function read_state(key)
+  local raw = redis.call('GET', key)
+  if not raw then return nil end
+  local bytes = { string.byte(raw, 1, -1) }
+  local v, n, scale = {}, 0, 1
+  for i = 1, #bytes do
+    local b = bytes[i]
     if b >= 128 then
       n = n + (b - 128) * scale
       scale = scale * 128
     else
-      values[#values + 1] = n + b * scale
+      v[#v + 1] = n + b * scale
       n, scale = 0, 1
     end
   end
-  if #values ~= 5 or scale ~= 1 then return nil end
-  return { values[1], values[2], values[3], values[4], values[5], 0 }
+  if scale ~= 1 then return nil end
+  if #v == 5 then return { v[1], v[2], v[3], v[4], v[5], 0 } end
+  if #v ~= 6 then return nil end
+  local z = v[6]
+  local age = math.fmod(z, 2) == 0 and z / 2 or -(z + 1) / 2
+  return { v[1], v[2], v[3], v[4], v[5], v[1] - age }
 end
 
--- { tat, frac, capacity, tokens, per, epoch }
-local function read_state(key)
-  local raw = redis.call('GET', key)
-  if not raw then return nil end
-  local tat, frac, cap, tokens, per, age = string.match(raw, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%-?%d+)$')
-  if not tat then return read_legacy(raw) end
-  tat = tonumber(tat)
-  return { tat, tonumber(frac), tonumber(cap), tonumber(tokens), tonumber(per), tat - tonumber(age) }
+local function pack(out, n)
+  while n >= 128 do
+    out[#out + 1] = 128 + math.fmod(n, 128)
+    n = math.floor(n / 128)
+  end
+  out[#out + 1] = n
+end
+
+-- age false: no registry change could ever apply before this write, so no epoch is needed (five varints).
+local function encode_state(tat, frac, cap, tokens, per, age)
+  local out = {}
+  pack(out, tat)
+  pack(out, frac)
+  pack(out, cap)
+  pack(out, tokens)
+  pack(out, per)
+  if age then pack(out, age >= 0 and 2 * age or -2 * age - 1) end
+  return string.char(unpack(out))
 end
 
 local function same_scale(st, cap, tokens, per)
@@ -163,6 +182,14 @@ function compileBook(book: PolicyBook): string {
   lines.push('  return false', 'end')
 
   // Moments of runtime tier changes per level (configured versions hold from 0 and never move a bucket).
+  const withMoments = book.levels.flatMap((_, i) =>
+    tierNames.some((t) => (book.tiers.get(t)![i] ?? []).some((v) => v.since > 0)) ? [i + 1] : [],
+  )
+  lines.push(
+    'local function tier_has_moments(lvl)',
+    `  return ${withMoments.length ? withMoments.map((l) => `lvl == ${l}`).join(' or ') : 'false'}`,
+    'end',
+  )
   lines.push('local function tier_moments(lvl, forced, lo, hi, out)')
   book.levels.forEach((_, i) => {
     const moments: string[] = []
@@ -318,6 +345,15 @@ for j = 1, m do
   end
 end
 
+-- Whether any registry change could ever concern chain level j (else a state needs no epoch).
+local function has_history(j)
+  if custom[j] or tier_has_moments(lvls[j]) then return true end
+  if forced == '' then
+    for jj = 1, m do if assign[jj] then return true end end
+  end
+  return false
+end
+
 -- Writes the state owing this debt; a full bucket is no key at all. slack: extra expiry (test clock only).
 local function write(key, e, debt)
   if debt <= 0 then
@@ -329,7 +365,7 @@ local function write(key, e, debt)
   local origin = frozen and 0 or now
   local tat = origin + math.floor(debt / k)
   local frac = math.fmod(debt, k)
-  local value = string.format('%.0f %.0f %.0f %.0f %.0f %.0f', tat, frac, e.cap, e.tokens, e.per, tat - now)
+  local value = encode_state(tat, frac, e.cap, e.tokens, e.per, has_history(e.j) and tat - now)
   if frozen then
     redis.call('SET', key, value)
   else

@@ -126,11 +126,13 @@ export function redisStore(options: RedisStoreOptions): Store {
   const nowArg = () => (clock ? String(Math.floor(clock())) : '')
   const keyOf = (level: string, key: string) => bucketKey(prefix, level, key, hashTag)
 
-  /** Resolves once the client is connected, or fails after timeoutMs: a client still connecting is not down. */
+  // A client that never connected yet is waited for (bounded by the timeout): it is not a failing store.
+  // One that lost its connection fails at once, so the fallback decides without waiting.
+  let everReady = client.status === 'ready'
+  if (!everReady) client.once('ready', () => (everReady = true))
   function connected(): Promise<void> | undefined {
-    if (client.status === 'ready') return undefined
-    if (client.status === 'end' || client.status === 'close')
-      return Promise.reject(new Error(`connection is ${client.status}`))
+    if (everReady || client.status === 'ready') return undefined
+    if (client.status === 'end') return Promise.reject(new Error('connection is closed'))
     return new Promise((resolve, reject) => {
       const ready = () => {
         client.off('end', ended)
@@ -260,7 +262,7 @@ export function redisStore(options: RedisStoreOptions): Store {
     const external = new Map<number, string | null>()
     if (groups.length < 2 || request.book.tiers.size === 0 || request.tier !== undefined) return external
     const values = await Promise.all(present.map((i) => client.hget(entryKey(keys[i]!), 'a')))
-    present.forEach((i, n) => external.set(i, values[n] ?? null))
+    for (const [n, i] of present.entries()) external.set(i, values[n] ?? null)
     return external
   }
 
@@ -320,7 +322,7 @@ export function redisStore(options: RedisStoreOptions): Store {
       if (!reply.allowed) refusedAt = g
     }
     if (refusedAt >= 0) {
-      const decidedAt = replies[0]!.now - 1
+      const decidedAt = replies[0]!.now
       await Promise.all([
         ...groups.slice(0, refusedAt).map((group, g) => {
           if (request.cost === 0) return undefined

@@ -1,5 +1,5 @@
-import { type ConsumeOp, normalizePolicy, type Policy } from '@tollgate/core'
-import { manualClock, type RedisCluster, startRedisCluster } from '@tollgate/testkit'
+import { normalizePolicy, type Policy } from '@tollgate/core'
+import { consumeOps, manualClock, type RedisCluster, startRedisCluster, type TestOp } from '@tollgate/testkit'
 import calculateSlot from 'cluster-key-slot'
 import type { Cluster } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -20,10 +20,10 @@ afterAll(async () => {
 })
 
 const frozen = (capacity: number): Policy => normalizePolicy({ capacity, refill: 0 })
-const op = (level: string, key: string, policy: Policy, cost = 1): ConsumeOp => ({ level, key, policy, cost })
+const op = (level: string, key: string, policy: Policy, cost = 1): TestOp => ({ level, key, policy, cost })
 
 async function remaining(store: ReturnType<typeof redisStore>, level: string, key: string, policy: Policy) {
-  return (await store.consume([op(level, key, policy, 0)])).results[0]!.remaining
+  return (await consumeOps(store, [op(level, key, policy, 0)])).results[0]!.remaining
 }
 
 describe('Redis Cluster', () => {
@@ -36,7 +36,7 @@ describe('Redis Cluster', () => {
       clock: manualClock().now,
       hashTag: (level, key) => (level === 'org' ? key : key.split('/')[0]!),
     })
-    await tagged.consume([op('user', 'acme/u1', frozen(5)), op('org', 'acme', frozen(5))])
+    await consumeOps(tagged, [op('user', 'acme/u1', frozen(5)), op('org', 'acme', frozen(5))])
     const names = await Promise.all(cluster.nodes.map(() => undefined)).then(async () => {
       const found: string[] = []
       for (const node of client.nodes('master')) found.push(...(await node.keys(`${prefix}*`)))
@@ -54,9 +54,9 @@ describe('Redis Cluster', () => {
     const user = frozen(5)
     const org = frozen(1)
     const chain = [op('user', 'u1', user), op('org', 'acme', org)]
-    const first = await store.consume(chain)
+    const first = await consumeOps(store, chain)
     expect(first.allowed).toBe(true)
-    const second = await store.consume(chain)
+    const second = await consumeOps(store, chain)
     expect(second.allowed).toBe(false)
     // The user level was charged, then given back: its figures and its state say "not charged".
     expect(second.results.map((r) => [r.allowed, r.remaining])).toEqual([
@@ -65,7 +65,7 @@ describe('Redis Cluster', () => {
     ])
     expect(await remaining(store, 'user', 'u1', user)).toBe(4)
     // A refused first group: the later group is only looked at.
-    const reversed = await store.consume([op('org', 'acme', org), op('user', 'u2', user)])
+    const reversed = await consumeOps(store, [op('org', 'acme', org), op('user', 'u2', user)])
     expect(reversed.allowed).toBe(false)
     expect(await remaining(store, 'user', 'u2', user)).toBe(5)
     await store.close?.()
@@ -80,7 +80,7 @@ describe('Redis Cluster', () => {
     // refunded when the global group (another slot) refuses.
     const requests = Array.from({ length: 300 }, (_, i) => users[i % users.length]!)
     const decisions = await Promise.all(
-      requests.map((u) => store.consume([op('user', u, user), op('global', 'global', global)])),
+      requests.map((u) => consumeOps(store, [op('user', u, user), op('global', 'global', global)])),
     )
     const admitted = decisions.filter((d) => d.allowed).length
     expect(admitted).toBe(25)
@@ -110,7 +110,9 @@ describe('Redis Cluster', () => {
     for (let round = 0; round < 20; round++) {
       decisions.push(
         ...(await Promise.all(
-          Array.from({ length: 10 }, () => store.consume([op('user', 'u', user), op('global', 'g', global)])),
+          Array.from({ length: 10 }, () =>
+            consumeOps(store, [op('user', 'u', user), op('global', 'g', global)]),
+          ),
         )),
       )
     }

@@ -6,7 +6,7 @@ import {
   type PolicyInput,
   TollgateError,
 } from '@tollgate/core'
-import { manualClock, type RedisServer, startRedis } from '@tollgate/testkit'
+import { consumeOps, manualClock, type RedisServer, startRedis, type TestOp } from '@tollgate/testkit'
 import type { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { redisStore } from '../src/index.js'
@@ -59,12 +59,12 @@ describe('a slow store (SIGSTOP)', () => {
     server.kill('SIGSTOP')
     const started = Date.now()
     const calls = [
-      store.consume(ops),
+      consumeOps(store, ops),
       store.reset('key', 'k'),
-      store.registry.getMany('bucket', ['a']),
-      store.registry.list('tier'),
-      store.registry.put('tier', 'x', '{}'),
-      store.registry.delete('tier', 'x'),
+      store.registry.read('key', 'a'),
+      store.registry.tiers(),
+      store.registry.writeTier('free', 'key', 'tb:1:1:1000'),
+      store.registry.write('assignment', 'key', 'x', null),
     ]
     for (const call of calls) expect((await rejection(call)).code).toBe(ErrorCode.StoreTimeout)
     const elapsed = Date.now() - started
@@ -137,7 +137,7 @@ describe('a store that is down', () => {
     expect((await limiter.check('k')).allowed).toBe(true)
     server.kill('SIGKILL')
     await within(5000, async () => client.status !== 'ready')
-    const error = await rejection(store.consume(ops))
+    const error = await rejection(consumeOps(store, ops))
     expect(error.code).toBe(ErrorCode.StoreUnavailable)
     expect(error.cause).toBeInstanceOf(Error)
     expect(await limiter.check('k')).toMatchObject({ allowed: false, degraded: 'closed' })

@@ -96,13 +96,14 @@ describe('registry in Redis', () => {
     await b.close()
   })
 
-  it('picks up a change that was never published, through the periodic refresh', async () => {
+  it('picks up a tier change that was never published, through the version check', async () => {
     const { prefix, a, b } = await twoServers(100)
-    expect(await b.check({ user: 'x' }, { cost: 0 })).toMatchObject({ tier: 'free' })
-    // Written behind the store's back: no pub/sub message.
-    await clients[0]!.hset(`${prefix}{registry}:assignment`, 'user\u0000x', JSON.stringify('premium'))
-    const ms = await within(1000, async () => (await b.check({ user: 'x' }, { cost: 0 })).tier === 'premium')
-    console.info(`unpublished change seen after ${ms} ms (refresh every 100 ms)`)
+    expect(await b.check({ user: 'x' }, { cost: 0 })).toMatchObject({ limit: 10 })
+    // Written behind the store's back: no pub/sub message, only the version counter moves.
+    await clients[0]!.hset(`${prefix}{registry}:tiers`, 'free=user', '1=tb:7:7:1000')
+    await clients[0]!.incr(`${prefix}{registry}:version`)
+    const ms = await within(1000, async () => (await b.check({ user: 'x' }, { cost: 0 })).limit === 7)
+    console.info(`unpublished tier change seen after ${ms} ms (version check every 100 ms)`)
     await a.close()
     await b.close()
   })
@@ -113,19 +114,19 @@ describe('registry in Redis', () => {
     const heard: unknown[] = []
     const unsubscribe = store.registry.subscribe((change) => heard.push(change))
     await within(1000, async () => (await subscribers(prefix)) === 1)
-    expect(await store.registry.put('bucket', 'k', '1', 'present')).toBe(false)
-    expect(await store.registry.put('bucket', 'k', '1', 'absent')).toBe(true)
-    expect(await store.registry.put('bucket', 'k', '2', 'absent')).toBe(false)
-    expect(await store.registry.put('bucket', 'k', '3', 'present')).toBe(true)
-    expect(await store.registry.getMany('bucket', ['k', 'missing'])).toEqual(['3', undefined])
-    expect(await store.registry.list('bucket')).toEqual([['k', '3']])
-    expect(await store.registry.delete('bucket', 'k')).toBe(true)
-    expect(await store.registry.delete('bucket', 'k')).toBe(false)
+    expect(await store.registry.write('bucket', 'user', 'k', 'tb:1:1:1000', 'present')).toBe(false)
+    expect(await store.registry.write('bucket', 'user', 'k', 'tb:1:1:1000', 'absent')).toBe(true)
+    expect(await store.registry.write('bucket', 'user', 'k', 'tb:2:1:1000', 'absent')).toBe(false)
+    expect(await store.registry.write('bucket', 'user', 'k', 'tb:3:1:1000', 'present')).toBe(true)
+    expect((await store.registry.read('user', 'k'))?.bucket?.at(-1)?.value?.id).toBe('tb:3:1:1000')
+    expect(await store.registry.read('user', 'missing')).toBeUndefined()
+    expect(await store.registry.write('bucket', 'user', 'k', null, 'present')).toBe(true)
+    expect(await store.registry.write('bucket', 'user', 'k', null, 'present')).toBe(false)
     await within(1000, async () => heard.filter(Boolean).length === 3)
     expect(heard.filter(Boolean)).toEqual([
-      { kind: 'bucket', id: 'k' },
-      { kind: 'bucket', id: 'k' },
-      { kind: 'bucket', id: 'k' },
+      { kind: 'bucket', level: 'user', key: 'k' },
+      { kind: 'bucket', level: 'user', key: 'k' },
+      { kind: 'bucket', level: 'user', key: 'k' },
     ])
     unsubscribe()
     await store.close?.()

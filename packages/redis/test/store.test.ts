@@ -1,14 +1,7 @@
 import { createHash } from 'node:crypto'
-import {
-  boundedMapCache,
-  type ConsumeOp,
-  ErrorCode,
-  InProcessStore,
-  normalizePolicy,
-  type Policy,
-  TollgateError,
-} from '@tollgate/core'
-import { manualClock, type RedisServer, startRedis } from '@tollgate/testkit'
+import { ErrorCode, normalizePolicy, type Policy, TollgateError } from '@tollgate/core'
+import { InProcessStore } from '@tollgate/core/store'
+import { consumeOps, manualClock, type RedisServer, startRedis, type TestOp } from '@tollgate/testkit'
 import fc from 'fast-check'
 import { Cluster, Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -30,7 +23,7 @@ afterAll(async () => {
 
 const policy = (capacity: number, tokens: number, per: string | number = '1s'): Policy =>
   normalizePolicy({ capacity, refill: { tokens, per } })
-const op = (key: string, p: Policy, cost = 1, level = 'user'): ConsumeOp => ({ level, key, policy: p, cost })
+const op = (key: string, p: Policy, cost = 1, level = 'user'): TestOp => ({ level, key, policy: p, cost })
 
 function expectOptionError(make: () => unknown, field: string): TollgateError {
   try {
@@ -69,7 +62,7 @@ describe('decisions on Redis time', () => {
   it("takes now from Redis's TIME, not from this process", async () => {
     const store = redisStore({ client, prefix: uniquePrefix(), timeoutMs: 2000 })
     const [before] = await client.time()
-    const result = await store.consume([op('t', policy(10, 10))])
+    const result = await consumeOps(store, [op('t', policy(10, 10))])
     const [after] = await client.time()
     expect(result.now).toBeGreaterThanOrEqual(Number(before) * 1000)
     expect(result.now).toBeLessThan((Number(after) + 1) * 1000)
@@ -79,14 +72,14 @@ describe('decisions on Redis time', () => {
   it('expires a key when its bucket is full again, never for rate 0, and writes nothing on a peek', async () => {
     const prefix = uniquePrefix()
     const store = redisStore({ client, prefix, timeoutMs: 2000 })
-    const refilling = await store.consume([op('a', policy(10, 1, '1s'), 3)])
+    const refilling = await consumeOps(store, [op('a', policy(10, 1, '1s'), 3)])
     expect(refilling.results[0]!.resetAfterMs).toBe(3000)
     const ttl = await client.pttl(`${prefix}{user:a}`)
     expect(ttl).toBeGreaterThan(2500)
     expect(ttl).toBeLessThanOrEqual(3000)
-    await store.consume([op('frozen', normalizePolicy({ capacity: 3, refill: 0 }))])
+    await consumeOps(store, [op('frozen', normalizePolicy({ capacity: 3, refill: 0 }))])
     expect(await client.pttl(`${prefix}{user:frozen}`)).toBe(-1)
-    await store.consume([op('peek', policy(10, 1), 0)])
+    await consumeOps(store, [op('peek', policy(10, 1), 0)])
     expect(await client.exists(`${prefix}{user:peek}`)).toBe(0)
     expect(await store.reset('user', 'a')).toBe(true)
     expect(await store.reset('user', 'a')).toBe(false)
@@ -97,7 +90,7 @@ describe('decisions on Redis time', () => {
     const prefix = 'tollgate:'
     const store = redisStore({ client, prefix, timeoutMs: 2000 })
     const measure = async (key: string, p: Policy) => {
-      await store.consume([op(key, p, 7)])
+      await consumeOps(store, [op(key, p, 7)])
       const bytes = Number(await client.call('MEMORY', 'USAGE', `${prefix}{user:${key}}`))
       await store.reset('user', key)
       return bytes
@@ -128,14 +121,14 @@ describe('decisions on Redis time', () => {
   it('loads the script again after SCRIPT FLUSH (NOSCRIPT) and counts the request once', async () => {
     const store = redisStore({ client, prefix: uniquePrefix(), timeoutMs: 2000 })
     const p = normalizePolicy({ capacity: 10, refill: 0 })
-    expect((await store.consume([op('n', p)])).results[0]!.remaining).toBe(9)
+    expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(9)
     await client.script('FLUSH')
     await client.config('RESETSTAT')
-    expect((await store.consume([op('n', p)])).results[0]!.remaining).toBe(8)
+    expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(8)
     const stats = (await client.info('commandstats')).split('\r\n')
     expect(stats.find((line) => line.startsWith('cmdstat_eval:'))).toMatch(/calls=1,/)
     expect(stats.find((line) => line.startsWith('cmdstat_evalsha:'))).toMatch(/calls=1,/)
-    expect((await store.consume([op('n', p)])).results[0]!.remaining).toBe(7)
+    expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(7)
     await store.close?.()
   })
 
@@ -145,11 +138,11 @@ describe('decisions on Redis time', () => {
     const p = normalizePolicy({ capacity: 1, refill: 0 })
     const long = 'k'.repeat(100_000)
     const keys = ['{x}', 'x', '}x{', 'a:b', 'a%3ab', '\ud800', '\udfff', '\ufffd', '#', long, `${long}!`]
-    for (const key of keys) expect((await store.consume([op(key, p)])).allowed).toBe(true)
-    for (const key of keys) expect((await store.consume([op(key, p)])).allowed).toBe(false)
+    for (const key of keys) expect((await consumeOps(store, [op(key, p)])).allowed).toBe(true)
+    for (const key of keys) expect((await consumeOps(store, [op(key, p)])).allowed).toBe(false)
     // Levels are kept apart from keys too.
-    expect((await store.consume([op('b', p, 1, 'user:a')])).allowed).toBe(true)
-    expect((await store.consume([op('a:b', p, 1, 'user')])).allowed).toBe(false)
+    expect((await consumeOps(store, [op('b', p, 1, 'user:a')])).allowed).toBe(true)
+    expect((await consumeOps(store, [op('a:b', p, 1, 'user')])).allowed).toBe(false)
     const names = await client.keys(`${prefix}*`)
     for (const name of names) {
       expect(name.length).toBeLessThan(prefix.length + 200)
@@ -197,14 +190,14 @@ describe('the same maths as core', () => {
       fc.asyncProperty(policyArb, policyArb, fc.array(stepArb, { maxLength: 30 }), async (p0, p1, steps) => {
         const clock = manualClock()
         const store = redisStore({ client, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 5000 })
-        const reference = new InProcessStore({ cache: boundedMapCache(100), clock: clock.now })
+        const reference = new InProcessStore({ maxKeys: 100, clock: clock.now })
         const policies = [p0, p1]
         for (const step of steps) {
           if (step.kind === 'advance') clock.advance(step.ms)
           else if (step.kind === 'change') policies[step.level] = step.policy
           else {
             const ops = [op('u', policies[0]!, step.cost), op('acme', policies[1]!, step.cost, 'org')]
-            expect(await store.consume(ops)).toEqual(reference.consumeNow(ops))
+            expect(await consumeOps(store, ops)).toEqual(await consumeOps(reference, ops))
           }
         }
         await store.close?.()

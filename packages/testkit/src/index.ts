@@ -15,6 +15,7 @@ export {
   seeded,
 } from './conformance.js'
 export { ModelBucket, type ModelPolicy, type ModelResult } from './model.js'
+export { consumeOps, type TestOp } from './ops.js'
 export {
   type RedisCluster,
   type RedisServer,

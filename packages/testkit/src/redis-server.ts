@@ -18,6 +18,10 @@ export interface RedisServer {
   stop(): Promise<void>
   /** Stops the server and starts it again on the same port and data dir (AOF survives). */
   restart(): Promise<void>
+  /** Stops the server process, keeping its port and data dir for up(). */
+  down(): Promise<void>
+  /** Starts the server again after down(), on the same port. */
+  up(): Promise<void>
   /** Sends a signal to the server process, e.g. SIGSTOP / SIGCONT to make it slow. */
   kill(signal: NodeJS.Signals): void
 }
@@ -162,6 +166,11 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   }
   const server = current!
   let active = server
+  const down = () => stopProcess(active.child)
+  const up = async () => {
+    active = launch(port, root, args)
+    await waitForPing(port, active.child, active.output)
+  }
   return {
     port,
     url: `redis://${HOST}:${port}`,
@@ -173,10 +182,11 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
       rmSync(root, { recursive: true, force: true })
     },
     async restart() {
-      await stopProcess(active.child)
-      active = launch(port, root, args)
-      await waitForPing(port, active.child, active.output)
+      await down()
+      await up()
     },
+    down,
+    up,
     kill(signal) {
       active.child.kill(signal)
     },
