@@ -1,10 +1,12 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import {
   createLimiter,
+  ErrorCode,
   type HttpLimitOptions,
   type Limiter,
   type PolicyInput,
   type Store,
+  TollgateError,
 } from '@tollgate/core'
 import { memoryStore } from '@tollgate/memory'
 import { ANONYMOUS_TIER, caller, ORG_TIERS } from './tenants.js'
@@ -46,7 +48,9 @@ export async function createExampleLimiter(env: NodeJS.ProcessEnv = process.env)
   // With a shared store an earlier run (or another server) may have moved an org already: keep its choice.
   for (const [org, tier] of Object.entries(ORG_TIERS)) {
     const ref = { level: 'org', key: org }
-    if ((await limiter.getTier(ref)) === undefined) await limiter.setTier(ref, tier)
+    await retryTimeouts(async () => {
+      if ((await limiter.getTier(ref)) === undefined) await limiter.setTier(ref, tier)
+    })
   }
   return {
     limiter,
@@ -55,6 +59,21 @@ export async function createExampleLimiter(env: NodeJS.ProcessEnv = process.env)
       await limiter.close()
       await closeStore()
     },
+  }
+}
+
+/**
+ * Start-up calls get a few tries when the store times out (each call is bounded by the store's timeoutMs,
+ * 50 ms for Redis by default, which a busy machine can exceed while scripts load); other errors are final.
+ */
+async function retryTimeouts(call: () => Promise<void>, attempts = 5): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call()
+    } catch (error) {
+      const timedOut = error instanceof TollgateError && error.code === ErrorCode.StoreTimeout
+      if (!timedOut || attempt === attempts) throw error
+    }
   }
 }
 
