@@ -43,7 +43,7 @@ interface BrowserGlobals {
 }
 
 /** Waits until the first element matching `selector` has text matching `pattern` (the page refreshes each second). */
-async function waitForText(page: Page, selector: string, pattern: RegExp, timeout = 5000): Promise<void> {
+async function waitForText(page: Page, selector: string, pattern: RegExp, timeout = 10_000): Promise<void> {
   try {
     await page.waitForFunction(
       ([sel, source, flags]) => {
