@@ -1,19 +1,17 @@
 import {
-  type BucketState,
   createLimiter,
   type Decision,
   ErrorCode,
-  HEADER_FORMATS,
-  InProcessRegistry,
   ipKey,
   type Limiter,
   normalizePolicy,
   type Policy,
-  policyToInput,
   rateLimitHeaders,
   type Store,
   TollgateError,
 } from '@tollgate/core'
+import { HEADER_FORMATS } from '@tollgate/core/http'
+import { type BucketState, InProcessRegistry, policyToInput } from '@tollgate/core/store'
 import { memoryStore } from '@tollgate/memory'
 import { ModelBucket, manualClock } from '@tollgate/testkit'
 import fc from 'fast-check'
@@ -530,7 +528,8 @@ describe('bad input: fuzzing every entry point (issue 6, item 4)', () => {
           const clock = manualClock(start)
           const failing: Store = {
             name: 'down',
-            consume: () => Promise.reject(new TollgateError(ErrorCode.StoreUnavailable, 'down')),
+            decide: () => Promise.reject(new TollgateError(ErrorCode.StoreUnavailable, 'down')),
+            refund: () => Promise.reject(new TollgateError(ErrorCode.StoreUnavailable, 'down')),
             reset: () => Promise.reject(new TollgateError(ErrorCode.StoreUnavailable, 'down')),
             registry: new InProcessRegistry(),
           }
@@ -650,7 +649,8 @@ describe('bad input: fuzzing every entry point (issue 6, item 4)', () => {
   it('a huge breaker cooldown never turns into an exponent in Retry-After', async () => {
     const failing: Store = {
       name: 'down',
-      consume: () => Promise.reject(new TollgateError(ErrorCode.StoreUnavailable, 'down')),
+      decide: () => Promise.reject(new TollgateError(ErrorCode.StoreUnavailable, 'down')),
+      refund: () => Promise.reject(new TollgateError(ErrorCode.StoreUnavailable, 'down')),
       reset: () => Promise.reject(new TollgateError(ErrorCode.StoreUnavailable, 'down')),
       registry: new InProcessRegistry(),
     }

@@ -1,7 +1,7 @@
-// In-process limiters, each behind one shape: make(levels) → decide(user, org) → boolean | Promise<boolean>.
-// `levels` is one level ({ capacity, perSecond }) or three (user, org, global). Every limiter is configured
-// to the same rate; peers without chains are stacked as users stack them: one after the other, stopping at
-// the first refusal.
+// In-process limiters, each behind one shape: make(levels) → decide(chain) → boolean | Promise<boolean>.
+// `levels` is one level or three (user, org, global), each `{ limit, windowMs }` (see lib.mjs); `chain` is
+// the keys of the levels, e.g. ['u1', 'o1', 'global']. Every limiter gets the same rule; peers without
+// chains are stacked as users stack them: one after the other, stopping at the first refusal.
 
 import { createLimiter } from '@tollgate/core'
 import { memoryStore } from '@tollgate/memory'
@@ -10,100 +10,95 @@ import { TokenBucket } from 'limiter'
 import { LRUCache } from 'lru-cache'
 import { RateLimiterMemory } from 'rate-limiter-flexible'
 
-import { levelKey, stackedStores, WINDOW_MS } from '../lib.mjs'
+import { stackedStores } from '../lib.mjs'
+import { inProcessSubjects } from '../subjects.mjs'
 
-/** The reference: a minimal token bucket per key on a Map, all levels checked before any is charged. */
-function tokenBuckets(levels, storage) {
-  const perMs = levels.map((l) => l.perSecond / 1000)
+/** The reference's key bound: above the 1M keys of the heap sample, so it never evicts while measured. */
+const REFERENCE_MAX_KEYS = 1_100_000
+
+/**
+ * The reference: a hand-written token bucket per key in lru-cache (bounded, TTL at the moment the bucket is
+ * full again), all levels checked before any is charged. What a careful user would write in 30 lines.
+ */
+function lruTokenBuckets(levels) {
+  const perMs = levels.map((l) => l.limit / l.windowMs)
+  const caches = levels.map(() => new LRUCache({ max: REFERENCE_MAX_KEYS, ttlAutopurge: false }))
   const states = new Array(levels.length)
-  return (user, org) => {
+  return (chain) => {
     const t = performance.now()
     let allowed = true
     for (let l = 0; l < levels.length; l++) {
-      const key = levelKey(l, user, org)
-      const store = storage[l]
-      const capacity = levels[l].capacity
-      let state = store.get(key)
+      const cache = caches[l]
+      const capacity = levels[l].limit
+      let state = cache.get(chain[l])
       if (state === undefined) state = { tokens: capacity, last: t }
       state.tokens = Math.min(capacity, state.tokens + (t - state.last) * perMs[l])
       state.last = t
-      store.set(key, state, (capacity - state.tokens) / perMs[l] + 1)
       states[l] = state
       if (state.tokens < 1) allowed = false
     }
-    if (allowed) for (let l = 0; l < levels.length; l++) states[l].tokens -= 1
+    for (let l = 0; l < levels.length; l++) {
+      const state = states[l]
+      if (allowed) state.tokens -= 1
+      cache(caches[l], chain[l], state, (levels[l].limit - state.tokens) / perMs[l] + 1)
+    }
     return allowed
   }
 }
 
-/** Adapts Map to the `set(key, value, ttl)` the lru-cache variant needs; the ttl is unused. */
-class PlainMap extends Map {
-  set(key, value) {
-    return super.set(key, value)
-  }
+function cache(lru, key, state, ttlMs) {
+  lru.set(key, state, { ttl: Math.ceil(ttlMs) })
 }
 
-/** The same bucket with its states in lru-cache (bounded, with a TTL at the moment the bucket is full again). */
-class LruStates {
-  constructor() {
-    this.lru = new LRUCache({ max: 1_000_000, ttlAutopurge: false })
-  }
-  get(key) {
-    return this.lru.get(key)
-  }
-  set(key, value, ttlMs) {
-    this.lru.set(key, value, { ttl: Math.ceil(ttlMs) })
-  }
-}
-
-function policy({ capacity, perSecond }) {
-  return { capacity, refill: { tokens: perSecond * 3600, per: '1h' } }
-}
+const policy = ({ limit, windowMs }) => ({ capacity: limit, refill: { tokens: limit, per: windowMs } })
 
 function tollgate(levels) {
   if (levels.length === 1) {
     const limiter = createLimiter({ store: memoryStore(), policy: policy(levels[0]) })
-    return async (user) => (await limiter.check(user)).allowed
+    return async (chain) => (await limiter.check(chain[0])).allowed
   }
   const limiter = createLimiter({
     store: memoryStore(),
     levels: ['user', 'org', 'global'],
     policies: { user: policy(levels[0]), org: policy(levels[1]), global: policy(levels[2]) },
   })
-  return async (user, org) => (await limiter.check({ user, org })).allowed
+  return async (chain) => (await limiter.check({ user: chain[0], org: chain[1] })).allowed
+}
+
+/**
+ * The default limiter of issue 11: `createLimiter()` with no store (core's bounded in-process store), only a
+ * policy so that every decision is admitted and the warm and the cold key sets run the same code path.
+ */
+function tollgateDefault(levels) {
+  const limiter = createLimiter({ policy: policy(levels[0]) })
+  return async (chain) => (await limiter.check(chain[0])).allowed
 }
 
 function limiterTokenBuckets(levels) {
   const buckets = levels.map(() => new Map())
-  const bucketFor = (level, key) => {
+  const bucketFor = (level, key, parentBucket) => {
     let bucket = buckets[level].get(key)
     if (bucket === undefined) {
-      const { capacity, perSecond } = levels[level]
+      const { limit, windowMs } = levels[level]
       bucket = new TokenBucket({
-        bucketSize: capacity,
-        tokensPerInterval: perSecond * 3600,
-        interval: 'hour',
-        parentBucket: undefined,
+        bucketSize: limit,
+        tokensPerInterval: limit,
+        interval: windowMs,
+        parentBucket,
       })
+      // limiter's buckets start empty; a full one is what the other limiters start with.
+      bucket.content = limit
       buckets[level].set(key, bucket)
     }
     return bucket
   }
-  if (levels.length === 1) return (user) => bucketFor(0, user).tryRemoveTokens(1)
+  if (levels.length === 1) return (chain) => bucketFor(0, chain[0]).tryRemoveTokens(1)
   // limiter's own hierarchy (parentBucket) is all-or-nothing: each user bucket hangs under its org's.
-  return (user, org) => {
-    let bucket = buckets[0].get(user)
+  return (chain) => {
+    let bucket = buckets[0].get(chain[0])
     if (bucket === undefined) {
-      const { capacity, perSecond } = levels[0]
-      bucket = new TokenBucket({
-        bucketSize: capacity,
-        tokensPerInterval: perSecond * 3600,
-        interval: 'hour',
-        parentBucket: bucketFor(1, org),
-      })
-      const orgBucket = bucket.parentBucket
-      if (orgBucket.parentBucket === undefined) orgBucket.parentBucket = bucketFor(2, 'global')
-      buckets[0].set(user, bucket)
+      const org = buckets[1].get(chain[1]) ?? bucketFor(1, chain[1], bucketFor(2, chain[2]))
+      bucket = bucketFor(0, chain[0], org)
     }
     return bucket.tryRemoveTokens(1)
   }
@@ -112,8 +107,8 @@ function limiterTokenBuckets(levels) {
 function expressRateLimitStores(levels) {
   const stores = levels.map((level) => {
     const store = new ErlMemoryStore()
-    store.init({ windowMs: level.windowMs ?? WINDOW_MS })
-    return { store, limit: level.capacity }
+    store.init({ windowMs: level.windowMs })
+    return { store, limit: level.limit }
   })
   return stackedStores(stores)
 }
@@ -121,16 +116,12 @@ function expressRateLimitStores(levels) {
 function rateLimiterFlexible(levels) {
   const limiters = levels.map(
     (level, l) =>
-      new RateLimiterMemory({
-        points: level.capacity,
-        duration: (level.windowMs ?? WINDOW_MS) / 1000,
-        keyPrefix: `l${l}`,
-      }),
+      new RateLimiterMemory({ points: level.limit, duration: level.windowMs / 1000, keyPrefix: `l${l}` }),
   )
-  return async (user, org) => {
+  return async (chain) => {
     for (let l = 0; l < limiters.length; l++) {
       try {
-        await limiters[l].consume(levelKey(l, user, org))
+        await limiters[l].consume(chain[l])
       } catch {
         return false
       }
@@ -139,30 +130,15 @@ function rateLimiterFlexible(levels) {
   }
 }
 
-/**
- * name → { make, semantics }. `semantics` says how many admissions the limit allows over a run:
- * 'bucket' (capacity + rate × time) or 'window' (limit per fixed window started at the first hit).
- */
-export const inProcessLimiters = {
-  'map token bucket': {
-    reference: true,
-    semantics: 'bucket',
-    make: (levels) =>
-      tokenBuckets(
-        levels,
-        levels.map(() => new PlainMap()),
-      ),
-  },
-  tollgate: { semantics: 'bucket', make: tollgate },
-  'lru-cache token bucket': {
-    semantics: 'bucket',
-    make: (levels) =>
-      tokenBuckets(
-        levels,
-        levels.map(() => new LruStates()),
-      ),
-  },
-  'limiter TokenBucket': { semantics: 'bucket', make: limiterTokenBuckets },
-  'express-rate-limit MemoryStore': { semantics: 'window', make: expressRateLimitStores },
-  'rate-limiter-flexible memory': { semantics: 'window', make: rateLimiterFlexible },
+/** name → the subject's description (subjects.mjs) and its `make`. */
+const makers = {
+  'lru-cache token bucket': lruTokenBuckets,
+  tollgate,
+  'tollgate default limiter': tollgateDefault,
+  'express-rate-limit MemoryStore': expressRateLimitStores,
+  'rate-limiter-flexible RateLimiterMemory': rateLimiterFlexible,
+  'limiter TokenBucket': limiterTokenBuckets,
 }
+export const inProcessLimiters = Object.fromEntries(
+  Object.entries(inProcessSubjects).map(([name, subject]) => [name, { ...subject, make: makers[name] }]),
+)

@@ -1,44 +1,67 @@
-// Redis-backed limiters behind one shape: make(client, levels) → decide(user, org) → Promise<boolean>.
+// Redis-backed limiters behind one shape: make(client, levels, { cluster }) → decide(entry) → Promise of
+// true (admitted), false (refused) or DEGRADED (the store failed and the fallback answered).
+// `entry.chain` is the keys of the levels; in a Cluster all of them share the hash tag `entry.tag`.
 // Peers without chains are stacked as users stack them (one call per level, stopping at the first refusal).
 
-import { createLimiter } from '@tollgate/core'
-import { redisStore } from '@tollgate/redis'
 import { RedisStore } from 'rate-limit-redis'
 import { RateLimiterRedis } from 'rate-limiter-flexible'
-import { levelKey, stackedStores, WINDOW_MS } from '../lib.mjs'
+import { DEGRADED, stackedStores } from '../lib.mjs'
+import { redisSubjects } from '../subjects.mjs'
+import { GCRA_SOURCE, gcraArgs, loadScript } from './gcra.mjs'
 
-/** The reference: one EVALSHA of a script that only increments its keys (all levels in one call). */
-async function bareEvalsha(client, levels) {
-  const source = 'for _, key in ipairs(KEYS) do redis.call("INCR", key) end return 1'
-  const sha = await client.script('LOAD', source)
-  if (levels.length === 1) return async (user) => (await client.evalsha(sha, 1, `ref:${user}`)) === 1
-  return async (user, org) => (await client.evalsha(sha, 3, `ref:${user}`, `ref:${org}`, 'ref:global')) === 1
+async function bareGcra(client, levels, { cluster }) {
+  const sha = await loadScript(client, GCRA_SOURCE)
+  const args = gcraArgs(levels)
+  if (levels.length === 1) {
+    const key = cluster ? (entry) => `ref:{${entry.chain[0]}}` : (entry) => `ref:${entry.chain[0]}`
+    return async (entry) => (await client.evalsha(sha, 1, key(entry), ...args)) === 1
+  }
+  const prefix = cluster ? (entry) => `ref:{${entry.tag}}` : () => 'ref:'
+  return async (entry) => {
+    const p = prefix(entry)
+    const { chain } = entry
+    return (await client.evalsha(sha, 3, p + chain[0], p + chain[1], p + chain[2], ...args)) === 1
+  }
 }
 
-function policy({ capacity, perSecond }) {
-  return { capacity, refill: { tokens: perSecond * 3600, per: '1h' } }
-}
+const policy = ({ limit, windowMs }) => ({ capacity: limit, refill: { tokens: limit, per: windowMs } })
 
-/** Decisions the store failed on are errors here, not admissions: `closed` makes them refusals we can count. */
-class DegradedDecision extends Error {}
-
-function tollgate(client, levels) {
-  const store = redisStore({ client })
-  const limiter =
-    levels.length === 1
-      ? createLimiter({ store, policy: policy(levels[0]), onStoreError: 'closed' })
-      : createLimiter({
-          store,
-          levels: ['user', 'org', 'global'],
-          policies: { user: policy(levels[0]), org: policy(levels[1]), global: policy(levels[2]) },
-          onStoreError: 'closed',
-        })
-  const check =
-    levels.length === 1 ? (user) => limiter.check(user) : (user, org) => limiter.check({ user, org })
-  return async (user, org) => {
-    const decision = await check(user, org)
-    if (decision.degraded) throw new DegradedDecision('store failed')
-    return decision.allowed
+/**
+ * tollgate through its public API only (createLimiter, redisStore({ client }), check), with its default
+ * timeout. `onStoreError: 'closed'` makes a failed store call a refusal marked `degraded`, which is counted.
+ * In a Cluster a 3-level chain is user → team → org, all tagged by the org: one slot, one atomic script.
+ */
+async function tollgate(client, levels, { cluster }) {
+  // Loaded here, not at the top: while the store is being rewritten, a build that fails to load fails
+  // tollgate's samples only, and the references and peers are still measured.
+  const { createLimiter } = await import('@tollgate/core')
+  const { redisStore } = await import('@tollgate/redis')
+  if (levels.length === 1) {
+    const limiter = createLimiter({
+      store: redisStore({ client }),
+      policy: policy(levels[0]),
+      onStoreError: 'closed',
+    })
+    return async (entry) => {
+      const decision = await limiter.check(entry.chain[0])
+      return decision.degraded ? DEGRADED : decision.allowed
+    }
+  }
+  const names = cluster ? ['user', 'team', 'org'] : ['user', 'org', 'global']
+  const limiter = createLimiter({
+    store: cluster
+      ? redisStore({ client, hashTag: (_level, key) => key.split('/')[0] })
+      : redisStore({ client }),
+    levels: names,
+    policies: { [names[0]]: policy(levels[0]), [names[1]]: policy(levels[1]), [names[2]]: policy(levels[2]) },
+    onStoreError: 'closed',
+  })
+  const subject = cluster
+    ? ({ chain }) => ({ user: chain[0], team: chain[1], org: chain[2] })
+    : ({ chain }) => ({ user: chain[0], org: chain[1] })
+  return async (entry) => {
+    const decision = await limiter.check(subject(entry))
+    return decision.degraded ? DEGRADED : decision.allowed
   }
 }
 
@@ -47,16 +70,17 @@ function rateLimiterFlexible(client, levels) {
     (level, l) =>
       new RateLimiterRedis({
         storeClient: client,
-        points: level.capacity,
-        duration: (level.windowMs ?? WINDOW_MS) / 1000,
+        points: level.limit,
+        duration: level.windowMs / 1000,
         keyPrefix: `rlf${l}`,
       }),
   )
-  return async (user, org) => {
+  return async ({ chain }) => {
     for (let l = 0; l < limiters.length; l++) {
       try {
-        await limiters[l].consume(levelKey(l, user, org))
+        await limiters[l].consume(chain[l])
       } catch (error) {
+        // A refusal rejects with a RateLimiterRes; a store failure with an Error.
         if (error instanceof Error) throw error
         return false
       }
@@ -71,22 +95,21 @@ function rateLimitRedis(client, levels) {
       sendCommand: (command, ...args) => client.call(command, ...args),
       prefix: `rlr${l}:`,
     })
-    store.init({ windowMs: level.windowMs ?? WINDOW_MS })
-    return { store, limit: level.capacity }
+    store.init({ windowMs: level.windowMs })
+    return { store, limit: level.limit }
   })
-  return stackedStores(stores)
+  const decide = stackedStores(stores)
+  return (entry) => decide(entry.chain)
 }
 
-/** name → { make, semantics, autoPipelining }. The reference admits everything: it has no limit. */
-export const redisLimiters = {
-  'bare EVALSHA': { reference: true, semantics: 'none', autoPipelining: false, make: bareEvalsha },
-  'bare EVALSHA, auto-pipelined': { semantics: 'none', autoPipelining: true, make: bareEvalsha },
-  tollgate: { semantics: 'bucket', autoPipelining: false, make: tollgate },
-  'tollgate, auto-pipelined': { semantics: 'bucket', autoPipelining: true, make: tollgate },
-  'rate-limiter-flexible RateLimiterRedis': {
-    semantics: 'window',
-    autoPipelining: false,
-    make: rateLimiterFlexible,
-  },
-  'rate-limit-redis': { semantics: 'window', autoPipelining: false, make: rateLimitRedis },
+/** name → the subject's description (subjects.mjs) and its `make`. */
+const makers = {
+  'bare EVALSHA': bareGcra,
+  tollgate,
+  'tollgate, auto-pipelined client': tollgate,
+  'rate-limiter-flexible RateLimiterRedis': rateLimiterFlexible,
+  'rate-limit-redis': rateLimitRedis,
 }
+export const redisLimiters = Object.fromEntries(
+  Object.entries(redisSubjects).map(([name, subject]) => [name, { ...subject, make: makers[name] }]),
+)

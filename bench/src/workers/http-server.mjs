@@ -1,5 +1,8 @@
-// An HTTP server for one sample: a framework, bare or behind a limiter, in pass mode (never limited) or
-// reject mode (a limit of 1 per hour: after the first request every one is refused). Prints READY.
+// An HTTP server for one sample: a framework, bare or behind a limiter keyed by the client address.
+//   regime 'pass': a limit far above the load (10⁹ per hour), never refused;
+//   regime 'reject': 10 per hour, so all but the first 10 requests are refused.
+// Every limiter gets the same limit, window and key (the client address, each library's default key).
+// Prints READY once listening; on SIGTERM prints `COUNTS {"handled":N}` (requests the handler answered).
 
 import fastifyRateLimit from '@fastify/rate-limit'
 import { createLimiter } from '@tollgate/core'
@@ -12,23 +15,24 @@ import expressRateLimit from 'express-rate-limit'
 import Fastify from 'fastify'
 import Koa from 'koa'
 import koaRateLimit from 'koa-ratelimit'
-import { workerConfig } from '../lib.mjs'
+import { HOUR_MS, HTTP_LIMITS, workerConfig } from '../lib.mjs'
 
-const { framework, variant, mode, port } = workerConfig()
-const HOUR_MS = 3_600_000
-// pass: more than any run can spend; reject: one request per hour.
-const limit = mode === 'pass' ? 1_000_000_000 : 1
+const { framework, variant, regime, port } = workerConfig()
+const limit = HTTP_LIMITS[regime]
+const windowMs = HOUR_MS
+let handled = 0
 const tollgateLimiter = () =>
   createLimiter({
     store: memoryStore(),
-    policy: { capacity: limit, refill: { tokens: limit, per: mode === 'pass' ? '1s' : '1h' } },
+    policy: { capacity: limit, refill: { tokens: limit, per: windowMs } },
   })
 
 async function expressApp() {
   const app = express()
   if (variant === 'tollgate') app.use(tollgateExpress({ limiter: tollgateLimiter() }))
-  if (variant === 'peer') app.use(expressRateLimit({ windowMs: HOUR_MS, limit }))
+  if (variant === 'peer') app.use(expressRateLimit({ windowMs, limit }))
   app.get('/', (_req, res) => {
+    handled++
     res.send('ok')
   })
   await new Promise((resolve) => app.listen(port, '127.0.0.1', resolve))
@@ -39,10 +43,11 @@ async function koaApp() {
   if (variant === 'tollgate') app.use(tollgateKoa({ limiter: tollgateLimiter() }))
   if (variant === 'peer') {
     app.use(
-      koaRateLimit({ driver: 'memory', db: new Map(), duration: HOUR_MS, max: limit, id: (ctx) => ctx.ip }),
+      koaRateLimit({ driver: 'memory', db: new Map(), duration: windowMs, max: limit, id: (ctx) => ctx.ip }),
     )
   }
   app.use((ctx) => {
+    handled++
     ctx.body = 'ok'
   })
   await new Promise((resolve) => app.listen(port, '127.0.0.1', resolve))
@@ -51,13 +56,19 @@ async function koaApp() {
 async function fastifyApp() {
   const app = Fastify({ logger: false })
   if (variant === 'tollgate') await app.register(tollgateFastify, { limiter: tollgateLimiter() })
-  if (variant === 'peer') await app.register(fastifyRateLimit, { max: limit, timeWindow: HOUR_MS })
-  app.get('/', async () => 'ok')
+  if (variant === 'peer') await app.register(fastifyRateLimit, { max: limit, timeWindow: windowMs })
+  app.get('/', async () => {
+    handled++
+    return 'ok'
+  })
   await app.listen({ port, host: '127.0.0.1' })
 }
 
 const apps = { express: expressApp, koa: koaApp, fastify: fastifyApp }
 if (!apps[framework]) throw new Error(`unknown framework ${framework}`)
+if (limit === undefined) throw new Error(`unknown regime ${regime}`)
 await apps[framework]()
-process.on('SIGTERM', () => process.exit(0))
+process.on('SIGTERM', () => {
+  process.stdout.write(`COUNTS ${JSON.stringify({ handled })}\n`, () => process.exit(0))
+})
 process.stdout.write('READY\n')

@@ -1,6 +1,6 @@
 // One heap sample (run with --expose-gc): bytes of heap per key after one decision each for `keys` keys.
 import { inProcessLimiters } from '../impls/in-process.mjs'
-import { reply, workerConfig } from '../lib.mjs'
+import { HOUR_MS, reply, workerConfig } from '../lib.mjs'
 
 const { limiter, keys } = workerConfig()
 const impl = inProcessLimiters[limiter]
@@ -12,18 +12,18 @@ function settledHeap() {
   return process.memoryUsage().heapUsed
 }
 
-const decide = impl.make([{ capacity: 10, perSecond: 10 / 3600, windowMs: 3_600_000 }])
 // 10 per hour: no state expires (and drops out of the count) while it is measured.
+const decide = impl.make([{ limit: 10, windowMs: HOUR_MS }])
 // One decision first, so code and fixed structures (e.g. lru-cache's arrays sized to its maximum) are not counted per key.
-await decide('warm', 'o')
+await decide(['warm', 'o', 'global'])
 const before = settledHeap()
 let admitted = 0
 for (let i = 0; i < keys; i++) {
   // Keys are made here and kept only by the limiter, so each pays for its own key string, as a request's would.
-  if (await decide(`user-${i}`, 'o')) admitted++
+  if (await decide([`user-${i}`, 'o', 'global'])) admitted++
 }
 const after = settledHeap()
 // A last decision keeps the limiter reachable until `after` is read; otherwise GC would take it all.
-await decide('user-0', 'o')
-// Every key was asked once under a limit of 10: all pass (`limiter` buckets start empty and refuse).
-reply({ bytesPerKey: (after - before) / keys, keys, admitted, correct: admitted <= keys })
+await decide(['user-0', 'o', 'global'])
+// Every key was asked once under a limit of 10: every limiter admits every one.
+reply({ bytesPerKey: (after - before) / keys, keys, admitted, correct: admitted === keys })

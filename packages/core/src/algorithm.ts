@@ -102,7 +102,7 @@ export function assess(
   now: number,
   cost: number,
 ): Assessment {
-  const { k, T } = scale(policy)
+  const { k } = scale(policy)
   const origin = policy.tokens === 0 ? 0 : now
   let debt = 0
   let converted = false
@@ -113,9 +113,19 @@ export function assess(
       converted = true
     }
   }
+  return { ...assessDebt(policy, debt, now, cost), converted }
+}
+
+/**
+ * The assessment of a bucket owing `debt` sub-units at `now` (already under `policy`): for stores that
+ * compute the debt themselves (the Redis script) and leave the rest of the maths here.
+ */
+export function assessDebt(policy: Policy, debt: number, now: number, cost: number): Assessment {
+  const T = policy.tokens === 0 ? 1 : policy.per
   // A peek (cost 0) asks whether one token is there, so capacity 0 refuses even a peek.
   const probe = cost === 0 ? T : cost * T
-  return { policy, cost, fits: debt + probe <= policy.capacity * T, debt, origin, converted }
+  const origin = policy.tokens === 0 ? 0 : now
+  return { policy, cost, fits: debt + probe <= policy.capacity * T, debt, origin, converted: false }
 }
 
 /** Figures and the state to write, given whether the chain charges this bucket. */

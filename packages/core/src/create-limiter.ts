@@ -1,6 +1,6 @@
 import { adminMethods } from './admin.js'
 import { Breaker, type BreakerAdmission, type BreakerTransition } from './breaker.js'
-import { type Decision, type LevelDecision, summarize } from './decision.js'
+import { type Decision, summarize } from './decision.js'
 import { ErrorCode, invalid, TollgateError } from './errors.js'
 import type { LimiterEvent, LimiterListener, StoreErrorMode } from './events.js'
 import { Fallback } from './fallback.js'
@@ -109,25 +109,9 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     )
   }
 
-  function toDecision(outcome: Outcome, cost: number): Decision {
-    const n = outcome.levels.length
-    const out: LevelDecision[] = new Array(n)
-    for (let i = 0; i < n; i++) {
-      const r = outcome.levels[i]!
-      out[i] = {
-        level: levelNames[r.levelIndex]!,
-        key: r.key,
-        limit: r.policy.capacity,
-        policy: r.policy,
-        allowed: r.allowed,
-        remaining: r.remaining,
-        resetAfterMs: r.resetAfterMs,
-        retryAfterMs: r.retryAfterMs,
-        delayMs: r.delayMs,
-      }
-    }
-    return summarize(out, outcome.allowed, cost, outcome.tier, outcome.now, outcome.degraded)
-  }
+  // A store's level results are the decision's levels as they are: no second object per level.
+  const toDecision = (outcome: Outcome, cost: number): Decision =>
+    summarize(outcome.levels, outcome.allowed, cost, outcome.tier, outcome.now, outcome.degraded)
 
   const limiter: Limiter = {
     levels: levelNames,

@@ -9,6 +9,8 @@ export interface LevelDecision extends BucketResult {
   /** The level's capacity. */
   readonly limit: number
   readonly policy: Policy
+  /** The policy is the tenant's own bucket (createBucket). */
+  readonly custom?: boolean
 }
 
 export interface Decision {
@@ -36,7 +38,7 @@ export interface Decision {
 
 /** Builds a Decision from per-level figures: the binding level and the chain-wide waits. */
 export function summarize(
-  levels: LevelDecision[],
+  levels: readonly LevelDecision[],
   allowed: boolean,
   cost: number,
   tier: string | undefined,

@@ -71,8 +71,10 @@ export class Fallback {
       const levels = resolved.map(
         ({ index, key, r }): LevelResult => ({
           levelIndex: index,
+          level: book.levels[index]!,
           key,
           ...r,
+          limit: r.policy.capacity,
           allowed: admit,
           remaining: admit ? r.policy.capacity : 0,
           resetAfterMs: admit ? 0 : retryAfterMs,
@@ -94,7 +96,9 @@ export class Fallback {
     const levels = resolved.map(({ index, key, r }, j): LevelResult => {
       const next = outcome.states[j]
       if (next) this.states.set(bucketId(book.levels[index]!, key), next)
-      return { levelIndex: index, key, ...r, policy: entries[j]!.policy, ...outcome.results[j]! }
+      const policy = entries[j]!.policy
+      const level = book.levels[index]!
+      return { levelIndex: index, level, key, ...r, policy, limit: policy.capacity, ...outcome.results[j]! }
     })
     return { allowed: outcome.allowed, now, tier, levels, degraded: 'local' }
   }

@@ -2,8 +2,8 @@ import { LRUCache } from 'lru-cache'
 import { advance } from './advance.js'
 import { type Assessment, assess, type BucketState, settle, stateTtlMs } from './algorithm.js'
 import { bucketId } from './ids.js'
-import { policyFromId } from './policy.js'
-import { latestChange, policyAt, type ResolvedPolicy, type TenantEntries, tierAt } from './resolve.js'
+import { type Policy, policyFromId } from './policy.js'
+import { latestChange, policyAt, type TenantEntries, tierAt } from './resolve.js'
 import type {
   DecideRequest,
   DecideResult,
@@ -32,7 +32,7 @@ export function isExpired(state: BucketState, now: number): boolean {
 
 interface MutableEntries {
   assignment?: Version<string>[]
-  bucket?: Version<import('./policy.js').Policy>[]
+  bucket?: Version<Policy>[]
 }
 
 const maxMoments = 10_000
@@ -156,6 +156,31 @@ export interface InProcessStoreOptions {
 
 const noEntries: readonly (TenantEntries | undefined)[] = []
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+/** A level's result with every field in place from the start (one object shape for the engine). */
+function levelResult(
+  levelIndex: number,
+  level: string,
+  key: string,
+  policy: Policy,
+  custom: boolean,
+): LevelResult {
+  return {
+    levelIndex,
+    level,
+    key,
+    policy,
+    limit: policy.capacity,
+    custom,
+    allowed: false,
+    remaining: 0,
+    resetAfterMs: 0,
+    retryAfterMs: 0,
+    delayMs: 0,
+  }
+}
+
 /**
  * A Store whose chains are atomic because JavaScript runs one thing at a time: the whole chain is read,
  * decided and written in one synchronous turn. Bounded by lru-cache, whose eviction stays O(1) under a key
@@ -193,7 +218,7 @@ export class InProcessStore implements Store {
     return this.decideNow(request)
   }
 
-  /** The synchronous decision. */
+  /** The synchronous decision: one pass to read and assess, one to charge; no object beyond the results. */
   decideNow(request: DecideRequest): DecideResult {
     const now = Math.floor(this.clock())
     const { book, keys, cost } = request
@@ -202,7 +227,7 @@ export class InProcessStore implements Store {
     const tier = tierAt(book, entries, forced, now)
     const levels: LevelResult[] = []
     const assessments: Assessment[] = []
-    const resolved: ResolvedPolicy[] = []
+    const held: (BucketState | undefined)[] = []
     const ids: string[] = []
     let allowed = true
     for (let i = 0; i < keys.length; i++) {
@@ -211,23 +236,30 @@ export class InProcessStore implements Store {
       const r = policyAt(book, i, entries[i], tier, now)
       if (r === undefined) continue
       const id = bucketId(book.levels[i]!, key)
-      const state = this.readState(id, book, i, entries, forced, now)
+      const stored = this.states.get(id)
+      const state = stored === undefined ? undefined : this.current(stored, book, i, entries, forced, now)
       const a = assess(state, r.policy, now, cost)
       if (!a.fits) allowed = false
       assessments.push(a)
-      resolved.push(r)
+      held.push(stored)
       ids.push(id)
-      levels.push({ levelIndex: i, key } as LevelResult)
+      levels.push(levelResult(i, book.levels[i]!, key, r.policy, r.custom))
     }
     const charge = allowed && cost > 0
     for (let j = 0; j < assessments.length; j++) {
       const { result, state } = settle(assessments[j]!, charge)
-      const level = levels[j]!
-      if (state) {
-        state.epoch = now
-        this.states.set(ids[j]!, state)
-      }
-      levels[j] = { ...result, levelIndex: level.levelIndex, key: level.key, ...resolved[j]! }
+      const level = levels[j] as Mutable<LevelResult>
+      level.allowed = result.allowed
+      level.remaining = result.remaining
+      level.resetAfterMs = result.resetAfterMs
+      level.retryAfterMs = result.retryAfterMs
+      level.delayMs = result.delayMs
+      if (!state) continue
+      state.epoch = now
+      // get() above made the entry the most recent: updating the held object in place spares a set.
+      const previous = held[j]
+      if (previous === undefined) this.states.set(ids[j]!, state)
+      else Object.assign(previous, state)
     }
     return { allowed, now, tier, levels }
   }
@@ -252,7 +284,8 @@ export class InProcessStore implements Store {
       if (r === undefined || r.policy.id !== chargedUnder) continue
       if (latestChange(book, i, entries, forced, now) > request.decidedAt) continue
       const id = bucketId(book.levels[i]!, key)
-      const state = this.readState(id, book, i, entries, forced, now)
+      const stored = this.states.get(id)
+      const state = stored === undefined ? undefined : this.current(stored, book, i, entries, forced, now)
       if (state === undefined) continue
       const a = assess(state, r.policy, now, 0)
       const T = r.policy.tokens === 0 ? 1 : r.policy.per
@@ -270,17 +303,15 @@ export class InProcessStore implements Store {
     return this.states.delete(bucketId(level, key))
   }
 
-  /** The bucket state at `now`, through every registry change since it was written; undefined when full. */
-  private readState(
-    id: string,
+  /** A stored state at `now`, through every registry change since it was written; undefined when full. */
+  private current(
+    stored: BucketState,
     book: DecideRequest['book'],
     levelIndex: number,
     entries: readonly (TenantEntries | undefined)[],
     forced: string | undefined,
     now: number,
   ): BucketState | undefined {
-    const stored = this.states.get(id)
-    if (stored === undefined) return undefined
     const state = advance(stored, book, levelIndex, entries, forced, now)
     return state === undefined || isExpired(state, now) ? undefined : state
   }

@@ -15,11 +15,14 @@ export interface DecideRequest {
   readonly tier?: string
 }
 
-/** One level's figures, with the policy the store resolved for it. */
+/** One level's figures, with the policy the store resolved for it (a Decision's level as it is). */
 export interface LevelResult extends BucketResult {
   readonly levelIndex: number
+  readonly level: string
   readonly key: string
   readonly policy: Policy
+  /** The policy's capacity. */
+  readonly limit: number
   /** The policy is the tenant's own bucket (createBucket). */
   readonly custom: boolean
 }

@@ -1,5 +1,6 @@
 /// <reference path="./cluster-key-slot.d.ts" />
 import {
+  assessDebt,
   type Clock,
   type DecideRequest,
   type DecideResult,
@@ -277,23 +278,26 @@ export function redisStore(options: RedisStoreOptions): Store {
       if (!level || level.id === '') continue
       const policy = policyFromId(level.id)
       if (!policy) throw new Error(`unreadable policy id ${describeValue(level.id)}`)
-      const T = policy.tokens === 0 ? 1 : policy.per
-      const probe = request.cost === 0 ? T : request.cost * T
-      const fits = level.debt + probe <= policy.capacity * T
-      const assessment = {
-        policy,
-        cost: request.cost,
-        fits,
-        debt: level.debt,
-        origin: first.now,
-        converted: false,
-      }
+      const assessment = assessDebt(policy, level.debt, first.now, request.cost)
+      const {
+        allowed: fits,
+        remaining,
+        resetAfterMs,
+        retryAfterMs,
+        delayMs,
+      } = settle(assessment, charge).result
       levels.push({
-        ...settle(assessment, charge).result,
         levelIndex: i,
+        level: request.book.levels[i]!,
         key: request.keys[i]!,
         policy,
+        limit: policy.capacity,
         custom: level.custom,
+        allowed: fits,
+        remaining,
+        resetAfterMs,
+        retryAfterMs,
+        delayMs,
       })
     }
     return { allowed, now: first.now, tier: first.tier, levels }

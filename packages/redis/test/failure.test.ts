@@ -6,7 +6,7 @@ import {
   type PolicyInput,
   TollgateError,
 } from '@tollgate/core'
-import { consumeOps, manualClock, type RedisServer, startRedis, type TestOp } from '@tollgate/testkit'
+import { consumeOps, manualClock, type RedisServer, startRedis } from '@tollgate/testkit'
 import type { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { redisStore } from '../src/index.js'

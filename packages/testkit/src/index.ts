@@ -13,7 +13,7 @@ export {
   eventually,
   type StoreFactory,
   seeded,
-} from './conformance.js'
+} from './conformance/index.js'
 export { ModelBucket, type ModelPolicy, type ModelResult } from './model.js'
 export { consumeOps, type TestOp } from './ops.js'
 export {

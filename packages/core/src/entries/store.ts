@@ -4,6 +4,7 @@ export { advance } from '../advance.js'
 export {
   type Assessment,
   assess,
+  assessDebt,
   type BucketResult,
   type BucketState,
   convertDebt,
