@@ -86,11 +86,12 @@ function bindingLevel(decision: Decision): LevelDecision | undefined {
   return decision.levels.find((l) => l.level === decision.binding) ?? decision.levels[0]
 }
 
-/** The headers for a decision, in the order given. */
+/** The headers for a decision: one format (`'ietf'`), several in the order given, or false (Retry-After only). */
 export function rateLimitHeaders(
   decision: Decision,
-  formats: readonly HeaderFormat[] = ['ietf'],
+  format: HeaderFormat | readonly HeaderFormat[] | false = ['ietf'],
 ): HeaderPair[] {
+  const formats = Array.isArray(format) ? (format as readonly HeaderFormat[]) : headerFormats(format)
   const pairs: HeaderPair[] = []
   const levels = decision.levels
   if (levels.length > 0) {

@@ -1,110 +1,250 @@
 import type { Decision } from './decision.js'
 import { ErrorCode, invalid, TollgateError } from './errors.js'
-import { type HeaderFormat, type HeaderPair, headerFormats, rateLimitHeaders } from './headers.js'
+import { type HeaderPair, headerFormats, rateLimitHeaders } from './headers.js'
+import { assertKnownOptions, limiterFromOptions, parseAllowList } from './http-options.js'
+import {
+  type HttpGate,
+  type HttpGateContext,
+  type HttpLimitOptions,
+  type HttpWarning,
+  HttpWarningCode,
+  type SkipOutcome,
+  UNEXPECTED_FORWARDED_FOR,
+} from './http-types.js'
 import { ipKey } from './identity.js'
-import { type CheckOptions, createLimiter, type Limiter, type Subject, validateCost } from './limiter.js'
-import { PROBLEM_CONTENT_TYPE, type ProblemDetails, refusalProblem } from './problem.js'
+import { type CheckOptions, type Limiter, parseCost, type Subject } from './limiter.js'
+import { invalidRequestProblem, PROBLEM_CONTENT_TYPE, refusalProblem } from './problem.js'
 
-type MaybePromise<T> = T | Promise<T>
+// What the root entry shows of the gate; adapter authors get the rest from '@tollgate/core/http'.
+export type { ClientInfo, HttpLimitOptions, HttpOutcome } from './http-types.js'
+export { UNEXPECTED_FORWARDED_FOR }
 
-/** What every adapter accepts; `Req` is the framework's request (Express req, Koa ctx, Fastify request). */
-export interface HttpLimitOptions<Req> {
-  /** Default: a limiter on an in-process store with the default policy (5 tokens, 1 per second). */
-  limiter?: Limiter
-  /** The chain's keys for a request. Default: the client address (see ipKey). */
-  subject?: (req: Req) => MaybePromise<Subject | undefined>
-  /** Tokens this request costs. Default 1. */
-  cost?: number | ((req: Req) => MaybePromise<number>)
-  /** Forces a tier for this route or request. */
-  tier?: string | ((req: Req) => MaybePromise<string | undefined>)
-  /** Requests for which this returns true are not limited. */
-  skip?: (req: Req) => MaybePromise<boolean>
-  /** Header forms; default `'ietf'` (draft-11). `false` sends none (Retry-After still goes with refusals). */
-  headers?: HeaderFormat | readonly HeaderFormat[] | false
-  /** IPv6 prefix length for address keys; default 56. */
-  ipv6Subnet?: number | false
-  /** Called once with a misconfiguration warning (e.g. X-Forwarded-For while trust proxy is off). Default console.warn. */
-  onWarning?: (warning: { code: string; message: string }) => void
+/** What the gates have done on one request (keyed by the framework's request object). */
+interface RequestRecord {
+  readonly limiters: Limiter[]
+  headers: HeaderPair[]
+}
+interface ResolvedIdentity {
+  subject: Subject | undefined
+  tier: string | undefined
+  cost: number
+}
+const records = new WeakMap<object, RequestRecord>()
+const SKIP: SkipOutcome = Object.freeze({ action: 'skip' })
+const mergeable = new Set(['ratelimit-policy', 'ratelimit'])
+
+/** The key of a forced tier's bucket: its own namespace, so it never shares a bucket with another tier. */
+export function tierScopedKey(tier: string, key: string): string {
+  return `[${tier}]${key}`
+}
+function scopeSubject(subject: Subject, tier: string): Subject {
+  if (typeof subject !== 'object' || subject === null) return tierScopedKey(tier, subject as string)
+  const scoped: Record<string, string | undefined> = {}
+  for (const [level, key] of Object.entries(subject))
+    scoped[level] = typeof key === 'string' ? tierScopedKey(tier, key) : key
+  return scoped
 }
 
-/** What the adapter learned from the framework about the client. */
-export interface ClientInfo {
-  /** The address as the framework resolves it under its own trust-proxy setting. */
-  readonly ip: string | undefined
-  /** An X-Forwarded-For header came although the framework does not trust proxies. */
-  readonly untrustedForwardedFor: boolean
-}
-
-/** The adapter's next move. */
-export type HttpOutcome =
-  | { readonly action: 'skip' }
-  | {
-      readonly action: 'pass'
-      readonly decision: Decision
-      readonly headers: HeaderPair[]
-      readonly delayMs: number
-    }
-  | {
-      readonly action: 'refuse'
-      readonly decision: Decision
-      readonly headers: HeaderPair[]
-      readonly status: number
-      readonly contentType: string
-      readonly body: ProblemDetails
-    }
-
-export const UNEXPECTED_FORWARDED_FOR = 'ERR_TOLLGATE_UNEXPECTED_X_FORWARDED_FOR'
-
-/**
- * The one shared request handler behind every adapter: request → subject, cost, tier → check → outcome.
- * Adapters only read the request and write the response.
- */
+/** request → identify → check → outcome. Bad options throw now; bad input from a request is a 400 outcome. */
 export function createHttpGate<Req>(
   options: HttpLimitOptions<Req> = {},
-): (req: Req, client: ClientInfo) => Promise<HttpOutcome> {
+  context: HttpGateContext = {},
+): HttpGate<Req> {
   if (typeof options !== 'object' || options === null)
     throw invalid(ErrorCode.InvalidOption, 'options', options, 'an object')
-  const limiter = options.limiter ?? createLimiter()
+  assertKnownOptions(options, context.adapterOptions ?? [])
+  const limiter = limiterFromOptions(options)
   const formats = headerFormats(options.headers)
+  const namedForm = formats.includes('ietf') || formats.includes('draft-8')
   const ipv6Subnet = options.ipv6Subnet ?? 56
   ipKey('127.0.0.1', ipv6Subnet) // validates the option now, not on the first request
-  const { cost, tier, skip, subject } = options
-  if (typeof cost === 'number') validateCost(cost)
+  const allow = parseAllowList(options.allowList)
+  const { cost, tier, skip, subject, identify, onRefused, refundWhen } = options
+  if (typeof cost === 'number') parseCost(cost)
   else if (cost !== undefined && typeof cost !== 'function') {
     throw invalid(ErrorCode.InvalidOption, 'cost', cost, 'a whole number or a function of the request')
   }
   if (tier !== undefined && typeof tier !== 'string' && typeof tier !== 'function') {
     throw invalid(ErrorCode.InvalidOption, 'tier', tier, 'a tier name or a function of the request')
   }
-  for (const [field, fn] of [
-    ['subject', subject],
-    ['skip', skip],
-  ] as const) {
-    if (fn !== undefined && typeof fn !== 'function')
-      throw invalid(ErrorCode.InvalidOption, field, fn, 'a function of the request')
+  const tiers = limiter.tierNames
+  if (tier !== undefined && (typeof tier === 'function' ? tiers.length === 0 : !tiers.includes(tier))) {
+    const known =
+      tiers.length === 0 ? 'defines no tiers' : `has the tiers ${tiers.map((t) => `"${t}"`).join(', ')}`
+    throw new TollgateError(
+      ErrorCode.UnknownTier,
+      `tier ${typeof tier === 'string' ? `"${tier}"` : '(a function)'} cannot work: the limiter ${known}`,
+      { field: 'tier', value: tier },
+    )
   }
-  const warn = options.onWarning ?? ((w) => console.warn(`[tollgate] ${w.code}: ${w.message}`))
-  let warnedForwardedFor = false
+  const functions = { subject, skip, identify, onRefused, refundWhen, onWarning: options.onWarning }
+  for (const [field, fn] of Object.entries(functions)) {
+    if (fn !== undefined && typeof fn !== 'function')
+      throw invalid(ErrorCode.InvalidOption, field, fn, 'a function')
+  }
+  if (identify && subject)
+    throw invalid(
+      ErrorCode.InvalidOption,
+      'subject',
+      subject,
+      'left out when identify is given (it returns the subject)',
+    )
+  const skipFailed = booleanOption(options, 'skipFailedRequests')
+  const skipSuccessful = booleanOption(options, 'skipSuccessfulRequests')
+  const refunds = skipFailed || skipSuccessful || refundWhen !== undefined
+
+  const userWarn = options.onWarning ?? ((w) => console.warn(`[tollgate] ${w.code}: ${w.message}`))
+  const warn = (warning: HttpWarning) => {
+    try {
+      userWarn(warning)
+    } catch {
+      // A failing warning sink must not change a response.
+    }
+  }
+  const warned = new Set<string>()
+  const warnOnce = (code: string, message: string) => {
+    if (warned.has(code)) return
+    warned.add(code)
+    warn({ code, message })
+  }
+  const hookFailed = (hook: string) => (error: unknown) =>
+    warn({ code: HttpWarningCode.HookFailed, message: `${hook} threw; the response is unchanged`, error })
+  // Runs in a response's 'finish' handler: nothing may throw out of it.
+  const refund = (decision: Decision) => {
+    Promise.resolve()
+      .then(() => limiter.refund(decision))
+      .catch((error: unknown) =>
+        warn({
+          code: HttpWarningCode.RefundFailed,
+          message: 'limiter.refund failed; the token stays spent',
+          error,
+        }),
+      )
+  }
+  const shouldRefund = (status: number | undefined, req: Req): boolean => {
+    if (status === undefined) return skipFailed
+    if (skipFailed && status >= 400) return true
+    if (skipSuccessful && status < 400) return true
+    if (!refundWhen) return false
+    try {
+      return refundWhen(status, req) === true
+    } catch (error) {
+      hookFailed('refundWhen')(error)
+      return false
+    }
+  }
+
+  // Without functions to call, the identity is the same every time: no Promise per request for it.
+  const fixedIdentity =
+    identify || subject || typeof tier === 'function' || typeof cost === 'function'
+      ? undefined
+      : ({ subject: undefined, tier, cost: cost ?? 1 } as ResolvedIdentity)
+  async function identifyRequest(req: Req): Promise<ResolvedIdentity> {
+    const id = identify ? await identify(req) : undefined
+    if (id !== undefined && (typeof id !== 'object' || id === null))
+      throw invalid(
+        ErrorCode.InvalidSubject,
+        'identify',
+        id,
+        'an object { subject, tier?, cost? } or undefined',
+      )
+    return {
+      subject: id ? id.subject : subject ? await subject(req) : undefined,
+      tier: id?.tier ?? (typeof tier === 'function' ? await tier(req) : tier),
+      cost: id?.cost ?? (typeof cost === 'function' ? await cost(req) : (cost ?? 1)),
+    }
+  }
+
+  /** Headers after any earlier gate's on this request: IETF lists joined, Retry-After the longest wait. */
+  function mergeHeaders(record: RequestRecord, mine: HeaderPair[]): HeaderPair[] {
+    const earlier = record.headers
+    if (earlier.length === 0) {
+      record.headers = mine
+      return mine
+    }
+    const merged = new Map(earlier.map(([name, value]) => [name.toLowerCase(), [name, value] as HeaderPair]))
+    for (const [name, value] of mine) {
+      const lower = name.toLowerCase()
+      const before = merged.get(lower)
+      if (!before) merged.set(lower, [name, value])
+      else if (lower === 'retry-after')
+        merged.set(lower, [name, String(Math.max(Number(before[1]), Number(value)))])
+      else if (namedForm && mergeable.has(lower) && before[1].startsWith('"'))
+        merged.set(lower, [name, `${before[1]}, ${value}`])
+      else {
+        warnOnce(
+          HttpWarningCode.HeadersReplaced,
+          `a second limiter on this request replaced the ${name} header; use the 'ietf' form on both to send both`,
+        )
+        merged.set(lower, [name, value])
+      }
+    }
+    record.headers = [...merged.values()]
+    return record.headers
+  }
 
   return async (req, client) => {
-    if (skip && (await skip(req))) return { action: 'skip' }
-    if (client.untrustedForwardedFor && !warnedForwardedFor) {
-      warnedForwardedFor = true
-      warn({
-        code: UNEXPECTED_FORWARDED_FOR,
-        message:
-          'An X-Forwarded-For header arrived but the framework does not trust proxies, so every client behind the proxy ' +
+    if (skip && (await skip(req))) return SKIP
+    if (client.untrustedForwardedFor) {
+      warnOnce(
+        UNEXPECTED_FORWARDED_FOR,
+        'An X-Forwarded-For header arrived but the framework does not trust proxies, so every client behind the proxy ' +
           'shares the proxy address. If the app is behind a proxy, enable trust proxy in the framework; the header is never trusted otherwise.',
-      })
+      )
     }
-    let key: Subject | undefined = subject ? await subject(req) : undefined
-    if (key === undefined) key = client.ip ? ipKey(client.ip, ipv6Subnet) : 'unknown-client'
-    const checkOptions: CheckOptions = { cost: typeof cost === 'function' ? await cost(req) : (cost ?? 1) }
-    const routeTier = typeof tier === 'function' ? await tier(req) : tier
-    if (routeTier !== undefined) checkOptions.tier = routeTier
-    const decision = await limiter.check(key, checkOptions)
-    const headers = rateLimitHeaders(decision, formats)
-    if (decision.allowed) return { action: 'pass', decision, headers, delayMs: decision.delayMs }
+    if (!allow.empty && allow.address(client.ip)) return SKIP
+    let record = records.get(req as object)
+    if (record?.limiters.includes(limiter)) {
+      warnOnce(
+        HttpWarningCode.DoubleCount,
+        'One limiter was used twice on one request (e.g. app.use and a route); the second use charged nothing. ' +
+          'Give the route a limiter of its own, or set the cost in the first one.',
+      )
+      return SKIP
+    }
+    let decision: Decision
+    try {
+      const id = fixedIdentity ?? (await identifyRequest(req))
+      let key = id.subject ?? (client.ip ? ipKey(client.ip, ipv6Subnet) : 'unknown-client')
+      if (!allow.empty && allow.key(key)) return SKIP
+      if (!record) {
+        record = { limiters: [], headers: [] }
+        records.set(req as object, record)
+      }
+      record.limiters.push(limiter)
+      const checkOptions: CheckOptions = { cost: id.cost }
+      if (id.tier !== undefined) {
+        checkOptions.tier = id.tier
+        key = scopeSubject(key, id.tier)
+      }
+      decision = await limiter.check(key, checkOptions)
+    } catch (error) {
+      if (!isClientError(error)) throw error
+      const body = invalidRequestProblem(error.message, error.field, error.code)
+      return {
+        action: 'refuse',
+        decision: undefined,
+        headers: [],
+        status: 400,
+        contentType: PROBLEM_CONTENT_TYPE,
+        body,
+      }
+    }
+    const headers = mergeHeaders(record, rateLimitHeaders(decision, formats))
+    if (decision.allowed) {
+      const abandon = decision.delayMs > 0 ? () => refund(decision) : undefined
+      const settle = refunds
+        ? (status: number | undefined) => shouldRefund(status, req) && refund(decision)
+        : undefined
+      return { action: 'pass', decision, headers, delayMs: decision.delayMs, settle, abandon }
+    }
+    if (onRefused) {
+      try {
+        Promise.resolve(onRefused(req, decision)).catch(hookFailed('onRefused'))
+      } catch (error) {
+        hookFailed('onRefused')(error)
+      }
+    }
     const body = refusalProblem(decision)
     return {
       action: 'refuse',
@@ -115,6 +255,13 @@ export function createHttpGate<Req>(
       body,
     }
   }
+}
+
+function booleanOption(options: object, field: string): boolean {
+  const value = (options as Record<string, unknown>)[field]
+  if (value !== undefined && typeof value !== 'boolean')
+    throw invalid(ErrorCode.InvalidOption, field, value, 'true or false')
+  return value === true
 }
 
 /** True for errors that mean "the request was bad" (a 4xx), not "the server failed". */

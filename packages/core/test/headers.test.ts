@@ -41,6 +41,15 @@ describe('rateLimitHeaders', () => {
     ])
   })
 
+  it("takes one format as a string ('ietf'), and false for Retry-After alone", async () => {
+    const decisions = await chainDecisions()
+    expect(rateLimitHeaders(decisions[0]!, 'ietf')).toEqual(rateLimitHeaders(decisions[0]!, ['ietf']))
+    expect(rateLimitHeaders(decisions[0]!, 'legacy')[0]).toEqual(['X-RateLimit-Limit', '10'])
+    expect(rateLimitHeaders(decisions[0]!, false)).toEqual([])
+    expect(rateLimitHeaders(decisions[10]!, false)).toEqual([['Retry-After', '1']])
+    expect(() => rateLimitHeaders(decisions[0]!, 'draft-5' as never)).toThrow(TollgateError)
+  })
+
   it('writes the older forms from the binding level', async () => {
     const refused = (await chainDecisions())[10]!
     expect(rateLimitHeaders(refused, ['draft-7'])).toEqual([

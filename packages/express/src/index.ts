@@ -1,14 +1,11 @@
-import type { ServerResponse } from 'node:http'
 import {
   type ClientInfo,
   createHttpGate,
   type Decision,
   type HttpLimitOptions,
   type HttpOutcome,
-  invalidRequestProblem,
-  isClientError,
-  PROBLEM_CONTENT_TYPE,
-} from '@tollgate/core'
+} from '@tollgate/core/http'
+import { admit } from '@tollgate/core/node'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 
 declare global {
@@ -37,60 +34,27 @@ function clientInfo(req: Request): ClientInfo {
 }
 
 /**
- * Resolves after `ms`, or early with false when the client goes away: a request held by a leaky bucket
- * in delay mode then never reaches the handler. (Core has no timers, so each adapter holds for itself.)
- */
-function hold(ms: number, res: ServerResponse): Promise<boolean> {
-  if (res.destroyed) return Promise.resolve(false)
-  return new Promise((resolve) => {
-    const done = (passed: boolean) => {
-      clearTimeout(timer)
-      res.off('close', abandon)
-      resolve(passed)
-    }
-    const abandon = () => done(false)
-    const timer = setTimeout(() => done(true), ms)
-    res.once('close', abandon)
-  })
-}
-
-function applyHeaders(res: Response, outcome: Exclude<HttpOutcome, { action: 'skip' }>): void {
-  for (const [name, value] of outcome.headers) res.setHeader(name, value)
-}
-
-/**
- * Express middleware: `app.use(rateLimit({ limiter }))`, or per route
- * `app.get('/search', rateLimit({ limiter, tier: 'premium', cost: 5 }), handler)`.
+ * Express middleware: `app.use(rateLimit({ limit: 100, per: '15m' }))`, or per route
+ * `app.get('/search', rateLimit({ limiter, cost: 5 }), handler)`. The decision is on `req.rateLimit`.
  */
 export function rateLimit(options: ExpressRateLimitOptions = {}): RequestHandler {
-  const gate = createHttpGate<Request>(options)
+  const gate = createHttpGate<Request>(options, { adapterOptions: ['handler'] })
   const handler = options.handler
 
-  async function limit(req: Request, res: Response, next: NextFunction): Promise<void> {
-    const outcome = await gate(req, clientInfo(req))
+  async function respond(outcome: HttpOutcome, req: Request, res: Response, next: NextFunction) {
     if (outcome.action === 'skip') return next()
-    req.rateLimit = outcome.decision
-    applyHeaders(res, outcome)
-    if (outcome.action === 'pass') {
-      if (outcome.delayMs > 0 && !(await hold(outcome.delayMs, res))) return
-      return next()
-    }
-    if (handler) return handler(req, res, outcome.decision)
+    req.rateLimit = outcome.decision ?? req.rateLimit
+    for (const [name, value] of outcome.headers) res.setHeader(name, value)
+    if (outcome.action === 'pass') return (await admit(outcome, res)) ? next() : undefined
+    if (handler && outcome.decision) return handler(req, res, outcome.decision)
     res.status(outcome.status).type(outcome.contentType).send(JSON.stringify(outcome.body))
   }
 
   return (req, res, next) => {
-    limit(req, res, next).catch((error: unknown) => {
-      if (isClientError(error) && !res.headersSent) {
-        res
-          .status(400)
-          .type(PROBLEM_CONTENT_TYPE)
-          .send(JSON.stringify(invalidRequestProblem(error.message, error.field, error.code)))
-        return
-      }
-      next(error)
-    })
+    gate(req, clientInfo(req))
+      .then((outcome) => respond(outcome, req, res, next))
+      .catch(next)
   }
 }
 
-export type { Decision, HeaderFormat } from '@tollgate/core'
+export type { Decision, HeaderFormat, Identity } from '@tollgate/core/http'

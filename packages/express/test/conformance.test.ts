@@ -1,25 +1,4 @@
-import { createServer } from 'node:http'
 import { describeAdapterConformance } from '@tollgate/testkit'
-import express, { type Request } from 'express'
-import { type ExpressRateLimitOptions, rateLimit } from '../src/index.js'
+import { expressApp } from './app.js'
 
-describeAdapterConformance('express', (setup) => {
-  const app = express()
-  if (setup.trustProxy) app.set('trust proxy', true)
-  const { refusal } = setup
-  const limit = (options: ExpressRateLimitOptions) =>
-    rateLimit({
-      ...options,
-      ...(refusal && {
-        handler: (_req, res, decision) => {
-          const { status, body } = refusal(decision)
-          res.status(status).json(body)
-        },
-      }),
-    })
-  const respond = (req: Request, res: express.Response) => res.json(setup.respond(req.path, req.rateLimit))
-  if (setup.app) app.use(limit(setup.app))
-  app.get('/hello', respond)
-  for (const [path, options] of Object.entries(setup.routes ?? {})) app.get(path, limit(options), respond)
-  return { server: createServer(app) }
-})
+describeAdapterConformance('express', expressApp)

@@ -1,18 +1,17 @@
-import type { ServerResponse } from 'node:http'
 import {
   type ClientInfo,
   createHttpGate,
   type Decision,
   ErrorCode,
   type HttpLimitOptions,
-  invalidRequestProblem,
-  isClientError,
-  PROBLEM_CONTENT_TYPE,
-  TollgateError,
-} from '@tollgate/core'
+  invalid,
+  routeOverScope,
+  withSharedLimiter,
+} from '@tollgate/core/http'
+import { admit } from '@tollgate/core/node'
 import type {
   FastifyInstance,
-  FastifyPluginCallback,
+  FastifyPluginAsync,
   FastifyReply,
   FastifyRequest,
   onRequestAsyncHookHandler,
@@ -21,18 +20,12 @@ import fp from 'fastify-plugin'
 
 /** What a route may set under `config: { rateLimit: { ... } }`; it is merged over the plugin's options. */
 export interface FastifyRouteRateLimitOptions extends HttpLimitOptions<FastifyRequest> {
-  /**
-   * Replaces the refusal response (429, or 503 under `onStoreError: 'closed'`). The RateLimit and
-   * Retry-After headers are already set when it runs; `decision.degraded` tells a store outage apart.
-   */
+  /** Replaces the refusal response (429, or 503 when the store is down); the headers are already set. */
   handler?: (request: FastifyRequest, reply: FastifyReply, decision: Decision) => unknown
 }
 
 export interface FastifyRateLimitOptions extends FastifyRouteRateLimitOptions {
-  /**
-   * Limit every route of the scope the plugin is registered in (default true). With false only routes
-   * that set `config.rateLimit` are limited.
-   */
+  /** Limit every route of the plugin's scope (default true); false: only routes with `config.rateLimit`. */
   global?: boolean
 }
 
@@ -55,50 +48,20 @@ function clientInfo(request: FastifyRequest): ClientInfo {
   return { ip: request.ip, untrustedForwardedFor: forwarded && (!ips || ips.length < 2) }
 }
 
-/**
- * Resolves after `ms`, or early with false when the client goes away: a request held by a leaky bucket
- * in delay mode then never reaches the handler. (Core has no timers, so each adapter holds for itself.)
- */
-function hold(ms: number, res: ServerResponse): Promise<boolean> {
-  if (res.destroyed) return Promise.resolve(false)
-  return new Promise((resolve) => {
-    const done = (passed: boolean) => {
-      clearTimeout(timer)
-      res.off('close', abandon)
-      resolve(passed)
-    }
-    const abandon = () => done(false)
-    const timer = setTimeout(() => done(true), ms)
-    res.once('close', abandon)
-  })
-}
-
 function limitHook(options: FastifyRouteRateLimitOptions): onRequestAsyncHookHandler {
-  const gate = createHttpGate<FastifyRequest>(options)
+  const gate = createHttpGate<FastifyRequest>(options, { adapterOptions: ['handler'] })
   const handler = options.handler
   return async function tollgate(request, reply) {
-    let outcome: Awaited<ReturnType<typeof gate>>
-    try {
-      outcome = await gate(request, clientInfo(request))
-    } catch (error) {
-      if (!isClientError(error)) throw error
-      return reply
-        .code(400)
-        .type(PROBLEM_CONTENT_TYPE)
-        .send(JSON.stringify(invalidRequestProblem(error.message, error.field, error.code)))
-    }
+    const outcome = await gate(request, clientInfo(request))
     if (outcome.action === 'skip') return
-    request.rateLimit = outcome.decision
+    request.rateLimit = outcome.decision ?? request.rateLimit
     for (const [name, value] of outcome.headers) reply.header(name, value)
     if (outcome.action === 'pass') {
-      if (outcome.delayMs > 0 && !(await hold(outcome.delayMs, reply.raw))) {
-        // The client is gone: end the lifecycle here without running the handler.
-        reply.hijack()
-        return reply
-      }
+      // A client gone during the hold ends the lifecycle here, without the handler.
+      if (!(await admit(outcome, reply.raw))) reply.hijack()
       return
     }
-    if (handler) {
+    if (handler && outcome.decision) {
       await handler(request, reply, outcome.decision)
       return reply
     }
@@ -107,24 +70,15 @@ function limitHook(options: FastifyRouteRateLimitOptions): onRequestAsyncHookHan
 }
 
 function register(fastify: FastifyInstance, pluginOptions: FastifyRateLimitOptions | undefined): void {
-  const { global = true, ...defaults } = pluginOptions ?? {}
-  if (typeof global !== 'boolean') {
-    throw new TollgateError(ErrorCode.InvalidOption, `global must be true or false; got ${String(global)}`, {
-      field: 'global',
-      value: global,
-    })
-  }
-  // Made now, so bad options fail at registration; routes without their own options share it.
+  const { global = true, ...options } = pluginOptions ?? {}
+  if (typeof global !== 'boolean') throw invalid(ErrorCode.InvalidOption, 'global', global, 'true or false')
+  // Made now, so bad options fail at registration. Routes without options of their own share this hook; routes
+  // with some share its limiter (a one-call `limit`/`per` makes one limiter for the whole scope).
+  const defaults = withSharedLimiter(options)
   const sharedHook = limitHook(defaults)
   const routeHooks = new WeakMap<FastifyRouteRateLimitOptions, onRequestAsyncHookHandler>()
-  const hookFor = (routeOptions: FastifyRouteRateLimitOptions) => {
-    let hook = routeHooks.get(routeOptions)
-    if (!hook) {
-      hook = limitHook({ ...defaults, ...routeOptions })
-      routeHooks.set(routeOptions, hook)
-    }
-    return hook
-  }
+  const hookFor = (route: FastifyRouteRateLimitOptions) =>
+    routeHooks.get(route) ?? routeHooks.set(route, limitHook(routeOverScope(defaults, route))).get(route)!
   if (!fastify.hasRequestDecorator('rateLimit')) fastify.decorateRequest('rateLimit', undefined)
 
   // Routes seen now get their gate at once, so bad per-route options fail at start-up, not on a request.
@@ -141,18 +95,12 @@ function register(fastify: FastifyInstance, pluginOptions: FastifyRateLimitOptio
   })
 }
 
-const plugin: FastifyPluginCallback<FastifyRateLimitOptions> = (fastify, options, done) => {
-  try {
-    register(fastify, options)
-    done()
-  } catch (error) {
-    done(error as Error)
-  }
-}
+const plugin: FastifyPluginAsync<FastifyRateLimitOptions> = async (fastify, options) =>
+  register(fastify, options)
 
-/** The Fastify plugin: `app.register(tollgate, { limiter })`; per route `config: { rateLimit: { tier, cost } }`. */
+/** The Fastify plugin: `app.register(tollgate, { limit: 100, per: '15m' })`; per route `config: { rateLimit: { cost } }`. */
 const tollgate = fp(plugin, { fastify: '5.x', name: '@tollgate/fastify' })
 
 export default tollgate
-export type { Decision, HeaderFormat } from '@tollgate/core'
+export type { Decision, HeaderFormat, Identity } from '@tollgate/core/http'
 export { tollgate }

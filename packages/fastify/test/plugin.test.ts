@@ -75,6 +75,28 @@ describe('@tollgate/fastify plugin', () => {
     await app.close()
   })
 
+  it('shares one limiter from a one-call { limit, per } between plain routes and routes with options', async () => {
+    const app = Fastify()
+    await app.register(tollgate, { limit: 3, per: '1m' })
+    app.get('/plain', async () => 'ok')
+    app.get('/weighted', { config: { rateLimit: { cost: 2 } } }, async () => 'ok')
+    app.get('/own', { config: { rateLimit: { limit: 1, per: '1m' } } }, async () => 'ok')
+    expect(await statuses(app, '/weighted', 1)).toEqual([200])
+    expect(await statuses(app, '/plain', 2)).toEqual([200, 429])
+    // A route with its own limit/per has a limiter of its own.
+    expect(await statuses(app, '/own', 2)).toEqual([200, 429])
+    await app.close()
+  })
+
+  it('refuses unknown route options when the route is declared', async () => {
+    const app = Fastify()
+    await app.register(tollgate, { limit: 3 })
+    expect(() =>
+      app.get('/x', { config: { rateLimit: { timeWindow: 1000 } as never } }, async () => 'ok'),
+    ).toThrow(/timeWindow: tollgate's equivalent is per/)
+    await app.close()
+  })
+
   it('fails registration on bad options with a TollgateError', async () => {
     const app = Fastify()
     app.register(tollgate, { global: 'yes' as unknown as boolean })

@@ -1,3 +1,4 @@
+export { redisSuiteStores } from './adapter-harness.js'
 export {
   type AdapterApp,
   type AdapterAppFactory,
@@ -6,6 +7,8 @@ export {
   type SuiteLimitOptions,
   type SuiteRequest,
 } from './adapter-suite.js'
+export { describeAdapterOptions, type SuiteStore } from './adapter-suite-options.js'
+export { describeAdapterRefunds, type RefundSuiteOptions } from './adapter-suite-refund.js'
 export { type ManualClock, manualClock } from './clock.js'
 export {
   type ConformanceOptions,

@@ -1,4 +1,5 @@
-// @tollgate/core/http: what adapter authors need: the shared HTTP gate, headers and problem bodies.
+// @tollgate/core/http: what adapter authors need (the shared HTTP gate, headers, problem bodies).
+
 export type { Decision, LevelDecision } from '../decision.js'
 export { ErrorCode, invalid, TollgateError } from '../errors.js'
 export {
@@ -9,15 +10,24 @@ export {
   rateLimitHeaders,
   retryAfterSeconds,
 } from '../headers.js'
+export { createHttpGate, isClientError, tierScopedKey } from '../http.js'
+export { HTTP_OPTION_NAMES, limiterFromOptions, routeOverScope, withSharedLimiter } from '../http-options.js'
 export {
   type ClientInfo,
-  createHttpGate,
+  type HttpGate,
+  type HttpGateContext,
   type HttpLimitOptions,
   type HttpOutcome,
-  isClientError,
+  type HttpWarning,
+  HttpWarningCode,
+  type Identity,
+  type PassOutcome,
+  type RefuseOutcome,
+  type SkipOutcome,
   UNEXPECTED_FORWARDED_FOR,
-} from '../http.js'
+} from '../http-types.js'
 export { ipKey } from '../identity.js'
+export type { Subject } from '../limiter.js'
 export {
   invalidRequestProblem,
   PROBLEM_CONTENT_TYPE,

@@ -1,2 +1,2 @@
 // @tollgate/core/node: Node-only helpers for adapters (timers, sockets); core's root stays free of them.
-export {}
+export { admit, holdRequest, settleWhenDone } from '../http-hold.js'
