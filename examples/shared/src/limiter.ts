@@ -102,7 +102,10 @@ async function openStore(
   }
 }
 
-/** The adapter options of an API route: subject and tier from the API key, the route's cost. */
+/**
+ * The adapter options of an API route: one identify step per request reads the API key (a lookup that
+ * could as well be async, in a database) and gives the chain's keys and tier; the route gives the cost.
+ */
 export function routeLimit(
   limiter: Limiter,
   cost: number,
@@ -110,12 +113,13 @@ export function routeLimit(
   return {
     limiter,
     cost,
-    // undefined → the adapter keys the request by client address (IPv6 by /56).
-    subject: (req) => {
+    identify: async (req) => {
       const who = caller(req.headers)
-      return who.kind === 'tenant' ? { user: who.user, org: who.org } : undefined
+      // A tenant gets its org's assigned tier. Anyone else is keyed by client address (no subject: IPv6 by
+      // /56) under the anonymous tier, an unknown key included, so guessing keys is limited too.
+      return who.kind === 'tenant'
+        ? { subject: { user: who.user, org: who.org } }
+        : { subject: undefined, tier: ANONYMOUS_TIER }
     },
-    // Tenants get their org's assigned tier; everyone else the anonymous one.
-    tier: (req) => (caller(req.headers).kind === 'tenant' ? undefined : ANONYMOUS_TIER),
   }
 }
