@@ -5,6 +5,7 @@ import {
   apiReply,
   createAdmin,
   createExampleLimiter,
+  createMetrics,
   debugThrow,
   discardUnreadBodies,
   errorResult,
@@ -22,9 +23,11 @@ import { rateLimit } from '@tollgate/express'
 import express, { type NextFunction, type Request, type Response } from 'express'
 
 const config = exampleConfig()
-const { limiter, storeName, close } = await createExampleLimiter()
+const example = await createExampleLimiter()
+const { limiter, storeName, close } = example
 const admin = createAdmin(limiter, config.adminToken)
 const opsPage = loadOpsPage()
+const metrics = createMetrics(example)
 const send = (res: Response, result: JsonResult) =>
   res
     .status(result.status)
@@ -52,7 +55,8 @@ app.get('/admin/orgs/:org', async (req, res) => send(res, await admin.getOrg(req
 app.get('/admin/tiers', async (req, res) => send(res, await admin.listTiers(req.headers)))
 // The ops page itself holds no data: it asks for the token and sends it with each admin call.
 app.get('/ops', (_req, res) => res.set(opsPage.headers).send(opsPage.html))
-// GET /metrics goes here once @tollgate/prometheus is on main (issue 15, part 1).
+// Prometheus scrapes the limiter's metrics here (no tenant key is ever a label).
+app.get('/metrics', async (_req, res) => res.type(metrics.contentType).send(await metrics.scrape()))
 if (config.debugRoutes) app.get('/debug/throw', debugThrow)
 
 // Every other answer is problem+json too, never Express's HTML pages: 404 / 405, then any error.

@@ -5,6 +5,7 @@ import {
   BODY_LIMIT,
   createAdmin,
   createExampleLimiter,
+  createMetrics,
   debugThrow,
   discardUnreadBodies,
   errorResult,
@@ -21,9 +22,11 @@ import tollgate from '@tollgate/fastify'
 import Fastify, { type FastifyReply } from 'fastify'
 
 const config = exampleConfig()
-const { limiter, storeName, close } = await createExampleLimiter()
+const example = await createExampleLimiter()
+const { limiter, storeName, close } = example
 const admin = createAdmin(limiter, config.adminToken)
 const opsPage = loadOpsPage()
+const metrics = createMetrics(example)
 const send = (reply: FastifyReply, result: JsonResult) =>
   reply
     .code(result.status)
@@ -84,7 +87,8 @@ await app.register(async (adminRoutes) => {
 })
 // The ops page itself holds no data: it asks for the token and sends it with each admin call.
 app.get('/ops', async (_request, reply) => reply.headers(opsPage.headers).send(opsPage.html))
-// GET /metrics goes here once @tollgate/prometheus is on main (issue 15, part 1).
+// Prometheus scrapes the limiter's metrics here (no tenant key is ever a label).
+app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.scrape()))
 if (config.debugRoutes) app.get('/debug/throw', debugThrow)
 
 await app.listen({ port: config.port, host: config.host })

@@ -6,6 +6,7 @@ import {
   apiReply,
   createAdmin,
   createExampleLimiter,
+  createMetrics,
   debugThrow,
   discardUnreadBodies,
   errorResult,
@@ -23,9 +24,11 @@ import { rateLimit } from '@tollgate/koa'
 import Koa, { type Context } from 'koa'
 
 const config = exampleConfig()
-const { limiter, storeName, close } = await createExampleLimiter()
+const example = await createExampleLimiter()
+const { limiter, storeName, close } = example
 const admin = createAdmin(limiter, config.adminToken)
 const opsPage = loadOpsPage()
+const metrics = createMetrics(example)
 const send = (ctx: Context, result: JsonResult) => {
   ctx.status = result.status
   ctx.set(result.headers ?? {})
@@ -55,7 +58,11 @@ router.get('/ops', (ctx) => {
   ctx.set(opsPage.headers)
   ctx.body = opsPage.html
 })
-// GET /metrics goes here once @tollgate/prometheus is on main (issue 15, part 1).
+// Prometheus scrapes the limiter's metrics here (no tenant key is ever a label).
+router.get('/metrics', async (ctx) => {
+  ctx.type = metrics.contentType
+  ctx.body = await metrics.scrape()
+})
 if (config.debugRoutes) router.get('/debug/throw', debugThrow)
 
 const app = new Koa()

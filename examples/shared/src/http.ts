@@ -112,6 +112,7 @@ export const ROUTES: readonly { method: 'GET' | 'PUT'; path: string }[] = [
   { method: 'GET', path: '/admin/tiers' },
   { method: 'PUT', path: '/admin/tiers/:tier' },
   { method: 'GET', path: '/ops' },
+  { method: 'GET', path: '/metrics' },
 ]
 
 const matches = (pattern: string, path: string): boolean => {

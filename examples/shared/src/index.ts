@@ -19,6 +19,7 @@ export {
   unmatchedRoute,
 } from './http.js'
 export { createExampleLimiter, type ExampleLimiter, ORG_FACTOR, routeLimit } from './limiter.js'
+export { createMetrics, type ExampleMetrics } from './metrics.js'
 export { loadOpsPage, type OpsPage } from './ops.js'
 export type { BucketView, LimitView, OrgView, TierView } from './overview.js'
 export { announce, type ExampleConfig, exampleConfig, onShutdown } from './process.js'

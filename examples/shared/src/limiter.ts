@@ -8,7 +8,7 @@ import {
   type Store,
   TollgateError,
 } from '@tollgate/core'
-import { memoryStore } from '@tollgate/memory'
+import { type MemoryStore, memoryStore } from '@tollgate/memory'
 import { ANONYMOUS_TIER, caller, ORG_TIERS } from './tenants.js'
 
 const perSecond = (n: number): PolicyInput => ({ capacity: n, refill: { tokens: n, per: '1s' } })
@@ -23,6 +23,8 @@ export interface ExampleLimiter {
   limiter: Limiter
   /** Which store decides: `memory` or `redis`. */
   storeName: string
+  /** The in-process store when it decides, for its size and evictions in the metrics. */
+  memory: MemoryStore | undefined
   close(): Promise<void>
 }
 
@@ -32,7 +34,7 @@ export interface ExampleLimiter {
  * `REDIS_URL` set → a Redis store shared by every server, else an in-process memory store.
  */
 export async function createExampleLimiter(env: NodeJS.ProcessEnv = process.env): Promise<ExampleLimiter> {
-  const { store, storeName, closeStore } = await openStore(env.REDIS_URL)
+  const { store, storeName, memory, closeStore } = await openStore(env.REDIS_URL)
   const limiter = createLimiter({
     store,
     levels: ['user', 'org', 'global'],
@@ -55,6 +57,7 @@ export async function createExampleLimiter(env: NodeJS.ProcessEnv = process.env)
   return {
     limiter,
     storeName,
+    memory,
     async close() {
       await limiter.close()
       await closeStore()
@@ -79,8 +82,11 @@ async function retryTimeouts(call: () => Promise<void>, attempts = 5): Promise<v
 
 async function openStore(
   redisUrl: string | undefined,
-): Promise<{ store: Store; storeName: string; closeStore: () => Promise<void> }> {
-  if (!redisUrl) return { store: memoryStore(), storeName: 'memory', closeStore: async () => {} }
+): Promise<{ store: Store; storeName: string; memory?: MemoryStore; closeStore: () => Promise<void> }> {
+  if (!redisUrl) {
+    const memory = memoryStore()
+    return { store: memory, storeName: 'memory', memory, closeStore: async () => {} }
+  }
   // Loaded only when asked for, so the memory-only path needs no Redis at all.
   const [{ Redis }, { redisStore }] = await Promise.all([import('ioredis'), import('@tollgate/redis')])
   // No offline queue: while Redis is away commands fail at once and the limiter's onStoreError decides.

@@ -4,6 +4,7 @@ import { type RedisServer, startRedis } from '@tollgate/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROUTES } from '../src/http.js'
 import { ADMIN_TOKEN, startExample, stop } from './example-process.js'
+import { parseExposition, total } from './exposition.js'
 
 const QUOTA_EXCEEDED = 'https://iana.org/assignments/http-problem-types#quota-exceeded'
 const FREE_POLICY = '"user";q=10;w=1, "org";q=50;w=1, "global";q=5000;w=1'
@@ -282,6 +283,27 @@ export function describeExampleContract(
       expect(body.users.map((u) => u.key)).toEqual(['alice', 'dave'])
     })
 
+    it('serves the limiter’s metrics to Prometheus, naming no tenant', async () => {
+      const res = await get('/metrics')
+      expect(res.status).toBe(200)
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/)
+      const text = await res.text()
+      const samples = parseExposition(text)
+      // Earlier tests were admitted and refused (free-dave's searches over his user level, anonymous calls).
+      expect(total(samples, 'tollgate_decisions_total', { outcome: 'admitted' })).toBeGreaterThan(5)
+      expect(
+        total(samples, 'tollgate_decisions_total', { level: 'user', outcome: 'refused', tier: 'free' }),
+      ).toBeGreaterThanOrEqual(1)
+      expect(
+        total(samples, 'tollgate_decisions_total', { outcome: 'refused', tier: 'anonymous' }),
+      ).toBeGreaterThanOrEqual(1)
+      expect(total(samples, 'tollgate_store_duration_seconds_count')).toBeGreaterThan(5)
+      expect(total(samples, 'tollgate_breaker_state', { state: 'closed' })).toBe(1)
+      if (options.store === 'memory') expect(total(samples, 'tollgate_memory_store_keys')).toBeGreaterThan(0)
+      // Levels, tiers, outcomes: never a user, an org or an address.
+      expect(text).not.toMatch(/alice|dave|bob|carol|acme|globex|initech|127\.0\.0\.1|::1/)
+    })
+
     it('lists the tiers with their limits per level, for the ops page', async () => {
       await expectProblem(await fetch(`${url}/admin/tiers`), 401)
       const res = await admin('GET', '/admin/tiers')
@@ -397,15 +419,21 @@ export function describeExampleContract(
 
     if (options.store === 'redis') {
       // Last: it stops Redis.
-      it('answers an admin call failing on a dead Redis with a 500 problem carrying no internals', async () => {
+      it('answers an admin call failing on a dead Redis with a 500 problem, no internals; metrics show the outage', async () => {
         await redis!.stop()
         const body = await expectProblem(
           await admin('PUT', '/admin/orgs/acme/tier', { tier: 'premium' }),
           500,
         )
         expect(JSON.stringify(body)).not.toMatch(/redis|ECONN|stream|offline|127\.0\.0\.1|:\d{4,5}\b/i)
-        // Decisions go on in-process meanwhile (onStoreError 'local').
+        // Decisions go on in-process meanwhile (onStoreError 'local'), and the metrics say so.
         expect((await get('/api/hello', 'free-alice')).status).toBe(200)
+        const samples = parseExposition(await (await get('/metrics')).text())
+        expect(total(samples, 'tollgate_store_errors_total')).toBeGreaterThanOrEqual(1)
+        expect(total(samples, 'tollgate_fallback_decisions_total', { mode: 'local' })).toBeGreaterThanOrEqual(
+          1,
+        )
+        expect(total(samples, 'tollgate_decisions_total', { outcome: 'degraded' })).toBeGreaterThanOrEqual(1)
       })
     }
   })
