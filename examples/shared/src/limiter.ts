@@ -34,7 +34,7 @@ export interface ExampleLimiter {
  * `REDIS_URL` set → a Redis store shared by every server, else an in-process memory store.
  */
 export async function createExampleLimiter(env: NodeJS.ProcessEnv = process.env): Promise<ExampleLimiter> {
-  const { store, storeName, memory, closeStore } = await openStore(env.REDIS_URL)
+  const { store, storeName, memory, closeStore } = await openStore(env.REDIS_URL, redisTimeout(env))
   const limiter = createLimiter({
     store,
     levels: ['user', 'org', 'global'],
@@ -80,8 +80,26 @@ async function retryTimeouts(call: () => Promise<void>, attempts = 5): Promise<v
   }
 }
 
+/** REDIS_TIMEOUT_MS: how long one Redis call may take before onStoreError decides; unset → the store's default. */
+function redisTimeout(env: NodeJS.ProcessEnv): number | undefined {
+  if (env.REDIS_TIMEOUT_MS === undefined || env.REDIS_TIMEOUT_MS === '') return undefined
+  const ms = Number(env.REDIS_TIMEOUT_MS)
+  if (!(ms > 0 && Number.isFinite(ms))) {
+    throw new TollgateError(
+      ErrorCode.InvalidOption,
+      `REDIS_TIMEOUT_MS must be ms above 0; got ${env.REDIS_TIMEOUT_MS}`,
+      {
+        field: 'REDIS_TIMEOUT_MS',
+        value: env.REDIS_TIMEOUT_MS,
+      },
+    )
+  }
+  return ms
+}
+
 async function openStore(
   redisUrl: string | undefined,
+  timeoutMs: number | undefined,
 ): Promise<{ store: Store; storeName: string; memory?: MemoryStore; closeStore: () => Promise<void> }> {
   if (!redisUrl) {
     const memory = memoryStore()
@@ -97,7 +115,7 @@ async function openStore(
   })
   client.on('error', () => {}) // reported through the limiter's store-error events; reconnects by itself
   await client.connect()
-  const store = redisStore({ client })
+  const store = redisStore({ client, ...(timeoutMs ? { timeoutMs } : {}) })
   return {
     store,
     storeName: 'redis',

@@ -25,7 +25,9 @@ export async function startExample(
     HOST: '127.0.0.1',
     EXAMPLE_DEBUG_ROUTES: '1',
   }
-  if (redisUrl) env.REDIS_URL = redisUrl
+  // A loaded machine can take longer than the store's 50 ms default, and the local fallback would then
+  // decide (correctly, but not what the contract checks); the outage test gets refused connections at once.
+  if (redisUrl) Object.assign(env, { REDIS_URL: redisUrl, REDIS_TIMEOUT_MS: '2000' })
   else delete env.REDIS_URL
   const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'src/main.ts'], {
     cwd: dir,
