@@ -1,3 +1,3 @@
 export { encodePart, type HashTag } from './keys.js'
 export { type MigrateOptions, type MigrateReport, migrateRegistry } from './migrate.js'
-export { type RedisStoreOptions, redisStore } from './store.js'
+export { type RedisStore, type RedisStoreOptions, redisStore } from './store.js'

@@ -90,7 +90,10 @@ interface GroupReply {
  * entries beside them, resolves every level's policy on Redis's clock and decides the chain atomically.
  * See the package README for the key layout, the Cluster error bound and failure behaviour.
  */
-export function redisStore(options: RedisStoreOptions): Store {
+/** A Store in Redis; `ready()` resolves once the client is connected (bounded by timeoutMs). */
+export type RedisStore = Store & { ready(): Promise<void> }
+
+export function redisStore(options: RedisStoreOptions): RedisStore {
   if (typeof options !== 'object' || options === null) throw optionError('options', options, 'an object')
   const { client } = options
   if (typeof client !== 'object' || client === null || typeof client.evalsha !== 'function') {
