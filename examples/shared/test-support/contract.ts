@@ -141,7 +141,9 @@ export function describeExampleContract(
       expect(res.status).toBe(429)
       expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/)
       expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
-      expect(res.headers.get('ratelimit')).toMatch(/^"user";r=0;t=\d+, /)
+      // Refused by cost: fewer than the 5 tokens a search costs were left at the user level (0 when the
+      // searches came within a tenth of a second; a loaded machine lets a token or more refill between them).
+      expect(res.headers.get('ratelimit')).toMatch(/^"user";r=[0-4];t=\d+, /)
       expect(await res.json()).toMatchObject({
         type: QUOTA_EXCEEDED,
         status: 429,
