@@ -34,28 +34,34 @@ export function decisionScript(book: PolicyBook): Script {
   return script(`${prelude}\n${compileBook(book)}\n${decideBody}`)
 }
 
+/** Appends a version stamped `now` to a hash field's history (dropping any at or after it, the oldest past max). */
+const appendVersion = `
+local function append_version(key, field, value, now, max)
+  local hist = redis.call('HGET', key, field)
+  local out = {}
+  if hist then
+    for since, v in string.gmatch(hist, '([^;=]+)=([^;]*)') do
+      if tonumber(since) < now then out[#out + 1] = since .. '=' .. v end
+    end
+  end
+  out[#out + 1] = string.format('%.0f', now) .. '=' .. value
+  while #out > max do table.remove(out, 1) end
+  redis.call('HSET', key, field, table.concat(out, ';'))
+end
+`
+
 /**
  * KEYS: the tenant's registry hash. ARGV: field ('a' | 'b'), value (escaped; '' removes), condition
  * ('' | 'absent' | 'present'), channel, message, now ('' = Redis TIME), max versions.
- * Appends a version stamped now (dropping any at or after it, and the oldest past the bound) and publishes.
+ * Appends a version stamped now and publishes the change, in one step.
  */
-export const entryWriteSource = `${prelude}
+export const entryWriteSource = `${prelude}${appendVersion}
 local hist = redis.call('HGET', KEYS[1], ARGV[1])
 local current = ''
 if hist then current = string.match(hist, '=([^;=]*)$') or '' end
 if ARGV[3] == 'absent' and current ~= '' then return 0 end
 if ARGV[3] == 'present' and current == '' then return 0 end
-local now = clock(ARGV[6])
-local out = {}
-if hist then
-  for since, v in string.gmatch(hist, '([^;=]+)=([^;]*)') do
-    if tonumber(since) < now then out[#out + 1] = since .. '=' .. v end
-  end
-end
-out[#out + 1] = string.format('%.0f', now) .. '=' .. ARGV[2]
-local max = tonumber(ARGV[7])
-while #out > max do table.remove(out, 1) end
-redis.call('HSET', KEYS[1], ARGV[1], table.concat(out, ';'))
+append_version(KEYS[1], ARGV[1], ARGV[2], clock(ARGV[6]), tonumber(ARGV[7]))
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 `
@@ -64,19 +70,8 @@ return 1
  * KEYS: the tier hash, the tier version counter. ARGV: field, value (a policy id), channel, message, now,
  * max versions. Appends a version, bumps the version counter (the safety net behind pub/sub), publishes.
  */
-export const tierWriteSource = `${prelude}
-local hist = redis.call('HGET', KEYS[1], ARGV[1])
-local now = clock(ARGV[5])
-local out = {}
-if hist then
-  for since, v in string.gmatch(hist, '([^;=]+)=([^;]*)') do
-    if tonumber(since) < now then out[#out + 1] = since .. '=' .. v end
-  end
-end
-out[#out + 1] = string.format('%.0f', now) .. '=' .. ARGV[2]
-local max = tonumber(ARGV[6])
-while #out > max do table.remove(out, 1) end
-redis.call('HSET', KEYS[1], ARGV[1], table.concat(out, ';'))
+export const tierWriteSource = `${prelude}${appendVersion}
+append_version(KEYS[1], ARGV[1], ARGV[2], clock(ARGV[5]), tonumber(ARGV[6]))
 redis.call('INCR', KEYS[2])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
