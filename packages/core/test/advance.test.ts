@@ -3,7 +3,7 @@ import { advance } from '../src/advance.js'
 import { stateFromDebt } from '../src/algorithm.js'
 import { makeBook } from '../src/book.js'
 import { normalizePolicy } from '../src/policy.js'
-import { changeMoments, latestChange, policyAt, type TenantEntries } from '../src/resolve.js'
+import { changeMoments, latestChange, mayHaveChanged, policyAt, type TenantEntries } from '../src/resolve.js'
 import { appendVersion, latest, latestSince } from '../src/versions.js'
 
 const perSecond = (n: number) => normalizePolicy({ capacity: n, refill: { tokens: n, per: '1s' } })
@@ -46,6 +46,28 @@ describe('advance at the edges', () => {
     expect(advance(half, book, 1, [undefined, assigned('premium', 100)], undefined, 200)).toBe(half)
   })
 
+  it('skips the registry when nothing can have changed, and not when a tier was updated at runtime', () => {
+    // Empty at 0 under premium (100/s); premium becomes 10/s at 50, when 5 are back: 5 owed, full at 550.
+    const empty = stateFromDebt(100 * premium.per, premium, 0, 0)
+    expect(advance(empty, book, 0, [], 'premium', 60)).toBe(empty)
+    const updated = makeBook({
+      ...book,
+      tiers: new Map([
+        [
+          'premium',
+          [
+            [
+              { since: 0, value: premium },
+              { since: 50, value: free },
+            ],
+            undefined,
+          ],
+        ],
+      ]),
+    })
+    expect(advance(empty, updated, 0, [], 'premium', 60)).toMatchObject({ capacity: 10, tat: 550, epoch: 50 })
+  })
+
   it('counts tokens spent from 0 when it converts into a fixed allowance', () => {
     // 8 of 10 used at 0 under 10/s; at 100 one more is back (3 held), clamped to the allowance of 5: 2 spent.
     const used = stateFromDebt(8 * free.per, free, 0, 0)
@@ -74,6 +96,47 @@ describe('resolution at the edges', () => {
     expect(latestChange(book, 0, entries, undefined, 1000)).toBe(500)
     expect(latestChange(book, 0, entries, undefined, 400)).toBe(300)
     expect(latestChange(book, 0, entries, undefined, 200)).toBe(0)
+  })
+})
+
+describe('resolution answers', () => {
+  it('gives one answer object per policy and kind, telling custom from shared', () => {
+    const withBase = makeBook({ ...book, base: [premium, undefined] })
+    const ownPremium: TenantEntries = { bucket: [{ since: 0, value: premium }] }
+    const shared = policyAt(withBase, 0, undefined, 'gold', 0)
+    const custom = policyAt(withBase, 0, ownPremium, 'gold', 0)
+    expect(shared).toEqual({ policy: premium, custom: false })
+    expect(custom).toEqual({ policy: premium, custom: true })
+    expect(policyAt(withBase, 0, undefined, 'premium', 5)).toBe(shared)
+    expect(policyAt(withBase, 0, ownPremium, 'free', 5)).toBe(custom)
+    expect(Object.isFrozen(custom)).toBe(true)
+  })
+
+  it('knows when nothing can have changed a level at runtime', () => {
+    // Tiers as configured (since 0) and no registry entries: nothing to look up.
+    expect(mayHaveChanged(book, 0, [])).toBe(false)
+    expect(mayHaveChanged(book, 1, [])).toBe(false)
+    expect(mayHaveChanged(book, 0, [undefined])).toBe(true)
+    // updateLimits at 500 on level 0 of one tier: level 0 may have changed, level 1 not.
+    const updated = makeBook({
+      ...book,
+      tiers: new Map([
+        ['free', [[{ since: 0, value: free }], undefined]],
+        [
+          'premium',
+          [
+            [
+              { since: 0, value: premium },
+              { since: 500, value: free },
+            ],
+            undefined,
+          ],
+        ],
+      ]),
+    })
+    expect(mayHaveChanged(updated, 0, [])).toBe(true)
+    expect(mayHaveChanged(updated, 0, [])).toBe(true)
+    expect(mayHaveChanged(updated, 1, [])).toBe(false)
   })
 })
 
