@@ -1,23 +1,30 @@
 import { describeStoreConformance, type RedisCluster, startRedisCluster } from '@tollgate/testkit'
-import type { Cluster } from 'ioredis'
-import { afterAll, beforeAll } from 'vitest'
+import { afterAll, beforeAll, describe } from 'vitest'
 import { redisStore } from '../src/index.js'
-import { connectCluster, uniquePrefix } from './helpers.js'
+import { type Connection, clientKinds, openCluster, uniquePrefix } from './helpers.js'
 
 let cluster: RedisCluster
-let client: Cluster
 
 beforeAll(async () => {
   cluster = await startRedisCluster({ masters: 3 })
-  client = await connectCluster(cluster.nodes)
 })
 
 afterAll(async () => {
-  await client?.quit()
   await cluster?.stop()
 })
 
-// Default layout: every bucket has its own hash tag, so chains span slots and exercise refunds.
-describeStoreConformance('redis cluster (3 masters)', (clock) =>
-  redisStore({ client, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 5000 }),
-)
+for (const kind of clientKinds) {
+  describe(kind, () => {
+    let connection: Connection
+    beforeAll(async () => {
+      connection = await openCluster(kind, cluster.nodes)
+    })
+    afterAll(async () => {
+      await connection?.quit()
+    })
+    // Default layout: every bucket has its own hash tag, so chains span slots and exercise refunds.
+    describeStoreConformance(`redis cluster (3 masters, ${kind})`, (clock) =>
+      redisStore({ client: connection.client, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 5000 }),
+    )
+  })
+}
