@@ -20,6 +20,20 @@ if ! command -v redis-server >/dev/null 2>&1; then
   exit 1
 fi
 
+# Chromium: the examples' ops-page test drives Debian's browser through playwright-core, which never
+# downloads a browser of its own.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "tollgate: installing chromium from Debian's packages"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "tollgate: chromium is required for the ops-page test and could not be installed" >&2
+  exit 1
+fi
+
 pnpm() { npx --yes "pnpm@${PNPM_VERSION}" "$@"; }
 
 pnpm install --frozen-lockfile

@@ -58,7 +58,11 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     emit({ type: 'registry-change', kind: change?.kind, id: change?.key })
   })
   const breaker = new Breaker(config.breakerFailures, config.breakerCooldownMs)
-  const fallback = new Fallback(config.mode, config.expectedServers)
+  const fallback = new Fallback(
+    config.mode,
+    config.expectedServers,
+    levels.map((l) => l.fixedKey),
+  )
   /** What each decision asked, so refund(decision) can give back exactly that. */
   const requests = new WeakMap<Decision, DecideRequest>()
 

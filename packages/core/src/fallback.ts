@@ -35,12 +35,15 @@ export class Fallback {
   constructor(
     readonly mode: StoreErrorMode,
     private readonly expectedServers: number,
+    /** Per level: its fixed key (a `global` level); such a bucket is every tenant's, so it names no tier. */
+    private readonly fixedKeys: readonly (string | undefined)[] = [],
   ) {}
 
   /** Notes what a shared decision resolved, for the tenants whose terms differ from the default. */
   remember(book: PolicyBook, result: DecideResult): void {
     const notable = result.tier !== book.defaultTier
     for (const level of result.levels) {
+      if (level.key === this.fixedKeys[level.levelIndex]) continue
       const id = bucketId(book.levels[level.levelIndex]!, level.key)
       if (notable || level.custom)
         this.seen.set(id, { tier: result.tier, custom: level.custom ? level.policy : undefined })
@@ -55,7 +58,9 @@ export class Fallback {
   ): DecideResult & { degraded: StoreErrorMode } {
     const { book, keys, cost } = request
     const seen: (Seen | undefined)[] = keys.map((key, i) =>
-      key === undefined ? undefined : this.seen.get(bucketId(book.levels[i]!, key)),
+      key === undefined || key === this.fixedKeys[i]
+        ? undefined
+        : this.seen.get(bucketId(book.levels[i]!, key)),
     )
     const tier = request.tier ?? seen.find((s) => s?.tier !== undefined)?.tier ?? book.defaultTier
     const resolved: { index: number; key: string; r: ResolvedPolicy }[] = []

@@ -14,6 +14,7 @@ export class TierBook {
   private loaded = false
   private loading: Promise<void> | undefined
   private generation = 0
+  private signature = '[]'
 
   constructor(
     private readonly config: LimiterConfig,
@@ -83,6 +84,12 @@ export class TierBook {
       }
       runtime.push([entry.tier, levelIndex, versions])
     }
+    // Unchanged definitions keep their book, so stores keep what they derived from it (a loaded script).
+    const signature = JSON.stringify(
+      runtime.map(([tier, level, versions]) => [tier, level, versions.map((v) => [v.since, v.value?.id])]),
+    )
+    if (signature === this.signature) return
+    this.signature = signature
     this.book = this.build(runtime)
   }
 

@@ -201,3 +201,28 @@ export function brokenStore(): Store {
     },
   }
 }
+
+describe('local fallback memory', () => {
+  it('takes no tier from a level every tenant shares (a global level)', async () => {
+    const now = 0
+    const { store, setDown } = switchableStore(() => now)
+    const limiter = createLimiter({
+      store,
+      clock: () => now,
+      levels: ['user', 'global'],
+      tiers: {
+        free: { user: { capacity: 10, refill: 10 }, global: { capacity: 1000, refill: 1000 } },
+        anonymous: { user: { capacity: 5, refill: 5 }, global: { capacity: 500, refill: 500 } },
+      },
+      onStoreError: 'local',
+    })
+    expect(await limiter.check({ user: 'ip-1' }, { tier: 'anonymous' })).toMatchObject({ tier: 'anonymous' })
+    setDown(true)
+    // alice was never seen: she gets the default tier, not what the shared global bucket last saw.
+    expect(await limiter.check({ user: 'alice' })).toMatchObject({
+      degraded: 'local',
+      tier: 'free',
+      limit: 10,
+    })
+  })
+})

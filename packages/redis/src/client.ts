@@ -32,6 +32,8 @@ export interface StoreClient {
   nextReady(): Promise<void>
   evalsha(sha: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown>
   eval(source: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown>
+  /** SCRIPT LOAD (single node: a Cluster client would send it to one node only). */
+  loadScript(source: string): Promise<unknown>
   get(key: string): Promise<string | null>
   del(...keys: string[]): Promise<number>
   hget(key: string, field: string): Promise<string | null>
@@ -60,6 +62,7 @@ interface IoRedis extends Emitter {
   options?: { enableOfflineQueue?: boolean }
   evalsha(sha: string, n: number, ...rest: (string | number)[]): Promise<unknown>
   eval(source: string, n: number, ...rest: (string | number)[]): Promise<unknown>
+  script(subcommand: 'LOAD', source: string): Promise<unknown>
   get(key: string): Promise<string | null>
   del(...keys: string[]): Promise<number>
   hget(key: string, field: string): Promise<string | null>
@@ -81,6 +84,7 @@ interface NodeRedis extends Emitter {
   _options?: { rootNodes?: unknown; defaults?: { disableOfflineQueue?: boolean } }
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
   eval(source: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
+  scriptLoad(source: string): Promise<unknown>
   get(key: string): Promise<string | null>
   del(keys: string[]): Promise<number>
   hGet(key: string, field: string): Promise<string | null | undefined>
@@ -171,6 +175,7 @@ function ioredisClient(client: IoRedis): StoreClient {
     nextReady: () => nextEvent(client, 'ready', 'end'),
     evalsha: (sha, keys, args) => client.evalsha(sha, keys.length, ...keys, ...args),
     eval: (source, keys, args) => client.eval(source, keys.length, ...keys, ...args),
+    loadScript: (source) => client.script('LOAD', source),
     get: (key) => client.get(key),
     del: (...keys) => client.del(...keys),
     hget: (key, field) => client.hget(key, field),
@@ -222,6 +227,7 @@ function nodeRedisClient(client: NodeRedis, cluster: boolean): StoreClient {
     nextReady: () => nextEvent(client, readyEvent, endEvent),
     evalsha: (sha, keys, args) => client.evalSha(sha, { keys: [...keys], arguments: strings(args) }),
     eval: (source, keys, args) => client.eval(source, { keys: [...keys], arguments: strings(args) }),
+    loadScript: (source) => client.scriptLoad(source),
     get: (key) => client.get(key),
     del: (...keys) => client.del(keys),
     hget: async (key, field) => (await client.hGet(key, field)) ?? null,

@@ -222,86 +222,121 @@ function compileBook(book: PolicyBook): string {
 }
 
 /**
- * KEYS: per level decided here (in chain order): its state key, then its registry hash.
- * ARGV: 1 op ('d' decide, 'p' peek with the cost, 'r' refund), 2 now ('' = Redis TIME), 3 cost, 4 forced
- * tier ('' none, escaped), 5 slack (extra expiry, test clock only), 6 decidedAt (refund), 7 m = levels in
- * the chain; then per chain level j: its level number in the book, and '' when its keys are here or 'x' +
- * its assignment history when another slot holds it; then (refund) the policy id charged per local level.
- * Returns { now, allowed, tier, then per local level: debt before the decision, policy id ('' = no policy),
- * custom (1|0) }.
+ * One call decides a batch of decisions, in arrival order, each chain all-or-nothing (a decision sees what
+ * the ones before it in the batch wrote).
+ * KEYS: 1 the call's record (its reply, remembered `record ms`, so a re-sent call is answered, not applied
+ * again), then per decision its levels' state key and registry hash.
+ * ARGV: 1 now ('' = Redis TIME), 2 slack (extra expiry, test clock only), 3 record ms, 4 'run' | 'cancel',
+ * 5 decisions; then per decision: op ('d' decide, 'p' look with the cost, 'r' refund), cost, forced tier ('' none,
+ * escaped), decidedAt (refund), m = levels in its chain, then per chain level its number in the book and ''
+ * when its keys are here or 'x' + its assignment history when another slot holds them, then (refund) the
+ * policy id charged per level here.
+ * Returns { now, then per decision: allowed (1|0), tier, then per level here: debt before, policy id ('' =
+ * none), custom (1|0) } ('r': allowed and tier only); { 'cancelled' } for a call cancelled before it ran.
+ * 'cancel' gives back what the call charged if it ran (its record says), and makes it a no-op if it did not.
  */
 const body = `
-local op = ARGV[1]
-local now = clock(ARGV[2])
-local cost = tonumber(ARGV[3])
-local forced = ARGV[4]
-local slack = tonumber(ARGV[5])
-local m = tonumber(ARGV[7])
+local now = clock(ARGV[1])
+local slack = tonumber(ARGV[2])
+local record_ms = tonumber(ARGV[3])
+local mode = ARGV[4]
+local count = tonumber(ARGV[5])
 
--- The chain's levels: book level number, and registry histories (nil when none).
-local lvls, assign, custom, keyslot = {}, {}, {}, {}
-local n = 0
-for j = 1, m do
-  lvls[j] = tonumber(ARGV[6 + 2 * j])
-  local src = ARGV[7 + 2 * j]
-  if src == '' then
-    n = n + 1
-    keyslot[j] = n
-    if redis.call('EXISTS', KEYS[2 * n]) == 1 then
-      local reg = redis.call('HMGET', KEYS[2 * n], 'a', 'b')
-      assign[j] = parse_hist(reg[1])
-      custom[j] = parse_hist(reg[2])
-    end
-  elseif src ~= 'x' then
-    assign[j] = parse_hist(string.sub(src, 2))
-  end
+local record = record_ms > 0 and redis.call('GET', KEYS[1]) or nil
+if record == 'x' then return { 'cancelled' } end
+local stored
+if record then
+  stored = {}
+  for v in string.gmatch(record, '([^\\001]*)\\001') do stored[#stored + 1] = v end
+  if mode == 'run' then return stored end
+elseif mode == 'cancel' then
+  redis.call('SET', KEYS[1], 'x', 'PX', record_ms)
+  return { 'cancelled' }
 end
 
-local function tier_at(t)
-  if forced ~= '' then return forced end
+-- A decision: its op, cost, forced tier, chain levels, registry histories and where its keys start.
+local function read_decision(a, key_base)
+  local d = { op = ARGV[a], cost = tonumber(ARGV[a + 1]), forced = ARGV[a + 2], decided_at = tonumber(ARGV[a + 3]) }
+  local m = tonumber(ARGV[a + 4])
+  d.m = m
+  d.lvls, d.assign, d.custom, d.keyslot = {}, {}, {}, {}
+  local n = 0
   for j = 1, m do
-    local a = value_at(assign[j], t)
+    d.lvls[j] = tonumber(ARGV[a + 3 + 2 * j])
+    local src = ARGV[a + 4 + 2 * j]
+    if src == '' then
+      n = n + 1
+      d.keyslot[j] = key_base + 2 * n - 1
+      local reg_key = KEYS[key_base + 2 * n]
+      if redis.call('EXISTS', reg_key) == 1 then
+        local reg = redis.call('HMGET', reg_key, 'a', 'b')
+        d.assign[j] = parse_hist(reg[1])
+        d.custom[j] = parse_hist(reg[2])
+      end
+    elseif src ~= 'x' then
+      d.assign[j] = parse_hist(string.sub(src, 2))
+    end
+  end
+  d.n = n
+  d.charged_at = a + 5 + 2 * m
+  return d, d.charged_at + (d.op == 'r' and n or 0), key_base + 2 * n
+end
+
+local function tier_at(d, t)
+  if d.forced ~= '' then return d.forced end
+  for j = 1, d.m do
+    local a = value_at(d.assign[j], t)
     if a and known_tier(a) then return a end
   end
   return DEFAULT_TIER
 end
 
 -- The policy of chain level j at t: custom, else the tier's, else the base; false when none.
-local function policy_at(j, tier, t)
-  local c = value_at(custom[j], t)
+local function policy_at(d, j, tier, t)
+  local c = value_at(d.custom[j], t)
   if c then return c, 1 end
   if tier then
-    local p = tier_policy(lvls[j], tier, t)
+    local p = tier_policy(d.lvls[j], tier, t)
     if p then return p, 0 end
   end
-  return base_policy(lvls[j]), 0
+  return base_policy(d.lvls[j]), 0
 end
 
 -- Moments in [lo, hi] at which chain level j's policy may have changed.
-local function moments(j, lo, hi)
+local function moments(d, j, lo, hi)
   local out = {}
-  local c = custom[j]
+  local c = d.custom[j]
   if c then for _, at in ipairs(c[1]) do if at >= lo and at <= hi then out[#out + 1] = at end end end
-  if forced == '' then
-    for jj = 1, m do
-      local a = assign[jj]
+  if d.forced == '' then
+    for jj = 1, d.m do
+      local a = d.assign[jj]
       if a then for _, at in ipairs(a[1]) do if at >= lo and at <= hi then out[#out + 1] = at end end end
     end
   end
-  tier_moments(lvls[j], forced, lo, hi, out)
+  tier_moments(d.lvls[j], d.forced, lo, hi, out)
   return out
 end
 
+-- Whether any registry change could ever concern chain level j (else a state needs no epoch).
+local function has_history(d, j)
+  if d.custom[j] or tier_has_moments(d.lvls[j]) then return true end
+  if d.forced == '' then
+    for jj = 1, d.m do if d.assign[jj] then return true end end
+  end
+  return false
+end
+
 -- advance: every registry change since the state was written, each at its moment (ms of the write included).
-local function advance(st, j, t_now)
-  local out = moments(j, st[6], t_now)
+local function advance(d, st, j)
+  if not has_history(d, j) then return st end
+  local out = moments(d, j, st[6], now)
   if #out == 0 then return st end
   table.sort(out)
   local last = -1
   for _, at in ipairs(out) do
     if at ~= last then
       last = at
-      local id = policy_at(j, tier_at(at), at)
+      local id = policy_at(d, j, tier_at(d, at), at)
       if id then
         local cap, tokens, per = policy_numbers(id)
         if not same_scale(st, cap, tokens, per) then
@@ -315,47 +350,9 @@ local function advance(st, j, t_now)
   return st
 end
 
-local tier = tier_at(now)
-local reply = { now, 1, tier or '' }
-local local_levels = {}
-local allowed = true
-for j = 1, m do
-  local k = keyslot[j]
-  if k then
-    local id, is_custom = policy_at(j, tier, now)
-    local entry = { k = k, id = id or '', custom = is_custom }
-    if id then
-      local cap, tokens, per, delay = policy_numbers(id)
-      local T = tokens == 0 and 1 or per
-      local st = read_state(KEYS[2 * k - 1])
-      if st then st = advance(st, j, now) end
-      local debt = 0
-      if st then
-        if same_scale(st, cap, tokens, per) then
-          debt = own_debt(st, now)
-        else
-          debt = convert(st, cap, tokens, per, now)
-        end
-      end
-      local probe = cost == 0 and T or cost * T
-      if debt + probe > cap * T then allowed = false end
-      entry.cap, entry.tokens, entry.per, entry.T, entry.debt, entry.j = cap, tokens, per, T, debt, j
-    end
-    local_levels[#local_levels + 1] = entry
-  end
-end
-
--- Whether any registry change could ever concern chain level j (else a state needs no epoch).
-local function has_history(j)
-  if custom[j] or tier_has_moments(lvls[j]) then return true end
-  if forced == '' then
-    for jj = 1, m do if assign[jj] then return true end end
-  end
-  return false
-end
-
--- Writes the state owing this debt; a full bucket is no key at all. slack: extra expiry (test clock only).
-local function write(key, e, debt)
+-- Writes the state owing this debt; a full bucket is no key at all.
+local function write(d, e, debt)
+  local key = KEYS[e.k]
   if debt <= 0 then
     redis.call('DEL', key)
     return
@@ -365,33 +362,92 @@ local function write(key, e, debt)
   local origin = frozen and 0 or now
   local tat = origin + math.floor(debt / k)
   local frac = math.fmod(debt, k)
-  local value = encode_state(tat, frac, e.cap, e.tokens, e.per, has_history(e.j) and tat - now)
+  local value = encode_state(tat, frac, e.cap, e.tokens, e.per, has_history(d, e.j) and tat - now)
   if frozen then
     redis.call('SET', key, value)
   else
-    local ttl = math.max(tat - now + (frac > 0 and 1 or 0), hold_ms(lvls[e.j]))
+    local ttl = math.max(tat - now + (frac > 0 and 1 or 0), hold_ms(d.lvls[e.j]))
     redis.call('SET', key, value, 'PX', string.format('%.0f', ttl + slack))
   end
 end
 
-if op == 'r' then
-  local decided_at = tonumber(ARGV[6])
-  for i, e in ipairs(local_levels) do
-    local charged = ARGV[7 + 2 * m + i]
-    -- Only a level still under the policy it was charged under, with no change since, gets tokens back.
-    if e.debt and e.id == charged and e.debt > 0 and #moments(e.j, decided_at + 1, now) == 0 then
-      write(KEYS[2 * e.k - 1], e, math.max(0, e.debt - cost * e.T))
+-- Each level here: its policy now and its debt before this decision.
+local function assess_levels(d, tier)
+  local levels, allowed = {}, true
+  for j = 1, d.m do
+    local k = d.keyslot[j]
+    if k then
+      local id, is_custom = policy_at(d, j, tier, now)
+      local e = { k = k, j = j, id = id or '', custom = is_custom }
+      if id then
+        local cap, tokens, per = policy_numbers(id)
+        local T = tokens == 0 and 1 or per
+        local st = read_state(KEYS[k])
+        if st then st = advance(d, st, j) end
+        local debt = 0
+        if st then
+          debt = same_scale(st, cap, tokens, per) and own_debt(st, now) or convert(st, cap, tokens, per, now)
+        end
+        local probe = d.cost == 0 and T or d.cost * T
+        if debt + probe > cap * T then allowed = false end
+        e.cap, e.tokens, e.per, e.T, e.debt = cap, tokens, per, T, debt
+      end
+      levels[#levels + 1] = e
     end
   end
-  return 1
+  return levels, allowed
 end
 
-if not allowed then reply[2] = 0 end
-for _, e in ipairs(local_levels) do
-  if e.debt and op == 'd' and allowed and cost > 0 then write(KEYS[2 * e.k - 1], e, e.debt + cost * e.T) end
-  reply[#reply + 1] = e.debt or 0
-  reply[#reply + 1] = e.id
-  reply[#reply + 1] = e.custom
+local reply = { now }
+local a, key_base, at_reply = 6, 1, 2
+for _ = 1, count do
+  local d
+  d, a, key_base = read_decision(a, key_base)
+  if mode == 'cancel' then
+    -- Undo what this decision charged when the call ran: a refund under the policies it was charged under.
+    local charged = stored[at_reply] == '1' and d.op == 'd' and d.cost > 0
+    local ids = {}
+    if d.op ~= 'r' then
+      for i = 1, d.n do ids[i] = stored[at_reply + 2 + 3 * (i - 1) + 1] end
+      at_reply = at_reply + 2 + 3 * d.n
+    else
+      at_reply = at_reply + 2
+    end
+    if charged then d.op, d.decided_at, d.charged = 'r', tonumber(stored[1]), ids end
+  end
+  local tier = tier_at(d, now)
+  local levels, allowed = assess_levels(d, tier)
+  if d.op == 'r' then
+    if mode == 'run' or d.charged then
+      for i, e in ipairs(levels) do
+        local charged = d.charged and d.charged[i] or ARGV[d.charged_at + i - 1]
+        -- Only a level still under the policy it was charged under, with no change since, gets tokens back.
+        if e.debt and e.id == charged and e.debt > 0 and #moments(d, e.j, d.decided_at + 1, now) == 0 then
+          write(d, e, math.max(0, e.debt - d.cost * e.T))
+        end
+      end
+    end
+    reply[#reply + 1] = 1
+    reply[#reply + 1] = ''
+  else
+    reply[#reply + 1] = allowed and 1 or 0
+    reply[#reply + 1] = tier or ''
+    for _, e in ipairs(levels) do
+      if e.debt and d.op == 'd' and allowed and d.cost > 0 then write(d, e, e.debt + d.cost * e.T) end
+      reply[#reply + 1] = e.debt or 0
+      reply[#reply + 1] = e.id
+      reply[#reply + 1] = e.custom
+    end
+  end
+end
+if mode == 'cancel' then
+  redis.call('SET', KEYS[1], 'x', 'PX', record_ms)
+  return { 'cancelled' }
+end
+if record_ms > 0 then
+  local parts = {}
+  for i, v in ipairs(reply) do parts[i] = type(v) == 'number' and string.format('%.0f', v) or v end
+  redis.call('SET', KEYS[1], table.concat(parts, '\\001') .. '\\001', 'PX', record_ms)
 end
 return reply
 `

@@ -16,6 +16,7 @@ import {
   TollgateError,
 } from '@tollgate/core/store'
 import calculateSlot from 'cluster-key-slot'
+import { Batcher, type Job } from './batch.js'
 import { type RedisClient, storeClient } from './client.js'
 import { escapeValue, unescapeValue } from './history.js'
 import { bucketKey, entryKey, type HashTag } from './keys.js'
@@ -40,6 +41,11 @@ export interface RedisStoreOptions {
   hashTag?: HashTag
   /** ms between checks of the tier version counter (the safety net behind pub/sub). Default 1000. */
   registryRefreshMs?: number
+  /**
+   * ms Redis remembers each call's reply, so a call the client re-sends (a lost reply) is answered, not
+   * applied twice, and a call that failed without an answer can be cancelled. Default 10000; 0 turns it off.
+   */
+  rememberCallsMs?: number
   /**
    * TESTS ONLY. Decisions normally take time from Redis (`TIME` inside the script), so app servers'
    * clocks never matter. With `clock`, the script receives `now` from this function instead, and keys
@@ -110,6 +116,10 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   const checkMs = options.registryRefreshMs ?? 1000
   if (typeof checkMs !== 'number' || !Number.isFinite(checkMs) || checkMs <= 0) {
     throw optionError('registryRefreshMs', checkMs, 'a finite number of ms above 0')
+  }
+  const recordMs = options.rememberCallsMs ?? 10_000
+  if (typeof recordMs !== 'number' || !Number.isInteger(recordMs) || recordMs < 0) {
+    throw optionError('rememberCallsMs', recordMs, 'a whole number of ms, 0 or more')
   }
   const { clock, hashTag } = options
   if (clock !== undefined && typeof clock !== 'function') throw optionError('clock', clock, 'a function')
@@ -182,6 +192,8 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       s = decisionScript(book)
       if (scripts.size >= 8) scripts.delete(scripts.keys().next().value!)
       scripts.set(book.version, s)
+      // Loaded ahead, so the first decision rarely pays for compiling it (NOSCRIPT → EVAL still covers it).
+      if (client.ready && !isCluster) client.loadScript(s.source).catch(() => undefined)
     }
     return s
   }
@@ -197,6 +209,46 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     return args
   }
 
+  const batchers = new Map<number, Batcher>()
+  function batcherFor(key: string): Batcher {
+    const slot = isCluster ? calculateSlot(key) : 0
+    let batcher = batchers.get(slot)
+    if (!batcher) {
+      batcher = new Batcher({ send: run, timeoutMs, recordMs, nowArg, slack, connected })
+      batchers.set(slot, batcher)
+    }
+    return batcher
+  }
+
+  function job(
+    op: 'd' | 'p' | 'r',
+    request: DecideRequest | RefundRequest,
+    present: readonly number[],
+    group: readonly number[],
+    keys: readonly string[],
+    external: ReadonlyMap<number, string | null>,
+    charged: readonly string[] = [],
+  ): Job {
+    const scriptKeys: string[] = []
+    for (const i of group) scriptKeys.push(keys[i]!, entryKey(keys[i]!))
+    const decidedAt = 'decidedAt' in request ? request.decidedAt : ''
+    const forced = request.tier === undefined ? '' : escapeValue(request.tier)
+    const args = [
+      op,
+      request.cost,
+      forced,
+      decidedAt,
+      ...chainArgs(present, new Set(group), external),
+      ...charged,
+    ]
+    return {
+      script: scriptFor(request.book),
+      keys: scriptKeys,
+      args,
+      charges: op === 'd' && request.cost > 0,
+    }
+  }
+
   async function runGroup(
     op: 'd' | 'p' | 'r',
     request: DecideRequest | RefundRequest,
@@ -204,36 +256,41 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     group: readonly number[],
     keys: readonly string[],
     external: ReadonlyMap<number, string | null>,
-    extra: readonly string[] = [],
+    charged: readonly string[] = [],
   ): Promise<GroupReply> {
-    const scriptKeys: string[] = []
-    for (const i of group) scriptKeys.push(keys[i]!, entryKey(keys[i]!))
-    const decidedAt = 'decidedAt' in request ? String(request.decidedAt) : ''
-    const args = [
-      op,
-      nowArg(),
-      request.cost,
-      request.tier === undefined ? '' : escapeValue(request.tier),
-      slack,
-      decidedAt,
-      ...chainArgs(present, new Set(group), external),
-      ...extra,
-    ]
-    const reply = await run(scriptFor(request.book), scriptKeys, args)
-    if (op === 'r') return { now: 0, allowed: true, tier: undefined, levels: [] }
-    if (!Array.isArray(reply) || reply.length !== 3 + 3 * group.length) {
-      throw new Error(`unexpected script reply ${describeValue(reply)}`)
+    const decision = job(op, request, present, group, keys, external, charged)
+    const submitted: Job =
+      op === 'd' && request.cost > 0
+        ? {
+            ...decision,
+            // A late answer to a decision the fallback answered: give back exactly what it charged.
+            undo: (late) => {
+              const ids = group.map((_, j) => String(late[4 + 3 * j]))
+              const refund = { ...request, decidedAt: Number(late[0]), policyIds: [] }
+              return job('r', refund, present, group, keys, external, ids)
+            },
+          }
+        : decision
+    let reply: Awaited<ReturnType<Batcher['submit']>>
+    try {
+      reply = await batcherFor(keys[group[0]!]!).submit(submitted)
+    } catch (error) {
+      throw unavailable(error)
     }
+    if (reply === 'cancelled') throw new Error('the call was cancelled')
+    if (op === 'r') return { now: 0, allowed: true, tier: undefined, levels: [] }
+    if (reply.length !== 3 + 3 * group.length)
+      throw new Error(`unexpected script reply ${describeValue(reply)}`)
     const levels = group.map((index, j) => ({
       index,
-      debt: reply[3 + 3 * j] as number,
+      debt: Number(reply[3 + 3 * j]),
       id: String(reply[4 + 3 * j]),
-      custom: reply[5 + 3 * j] === 1,
+      custom: Number(reply[5 + 3 * j]) === 1,
     }))
     const tier = String(reply[2])
     return {
-      now: reply[0] as number,
-      allowed: reply[1] === 1,
+      now: Number(reply[0]),
+      allowed: Number(reply[1]) === 1,
       tier: tier === '' ? undefined : unescapeValue(tier),
       levels,
     }
@@ -248,7 +305,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   ): Promise<Map<number, string | null>> {
     const external = new Map<number, string | null>()
     if (groups.length < 2 || request.book.tiers.size === 0 || request.tier !== undefined) return external
-    const values = await Promise.all(present.map((i) => client.hget(entryKey(keys[i]!), 'a')))
+    const values = await bounded(() => Promise.all(present.map((i) => client.hget(entryKey(keys[i]!), 'a'))))
     for (const [n, i] of present.entries()) external.set(i, values[n] ?? null)
     return external
   }
@@ -366,9 +423,10 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
           levels: [],
         }
       }
-      return bounded(() => decide(request))
+      // Each script call is bounded by the batcher (which also undoes a charge answered too late).
+      return decide(request)
     },
-    refund: (request) => bounded(() => refund(request)),
+    refund: (request) => refund(request),
     async reset(level, key) {
       return (await bounded(() => client.del(keyOf(level, key)))) > 0
     },

@@ -40,7 +40,8 @@ describe('Redis Cluster', () => {
     const names = await Promise.all(cluster.nodes.map(() => undefined)).then(async () => {
       const found: string[] = []
       for (const node of client.nodes('master')) found.push(...(await node.keys(`${prefix}*`)))
-      return found
+      // Call records (`…:call:<id>`, kept briefly so a re-sent call is answered once) are not buckets.
+      return found.filter((key) => !key.includes(':call:'))
     })
     expect(names.sort()).toEqual([`${prefix}{acme}org:acme`, `${prefix}{acme}user:acme/u1`])
     expect(new Set(names.map((name) => calculateSlot(name))).size).toBe(1)

@@ -1,0 +1,4 @@
+import { fileURLToPath } from 'node:url'
+import { describeOpsPage } from '@tollgate/example-shared/ops-page'
+
+describeOpsPage('koa', fileURLToPath(new URL('..', import.meta.url)))

@@ -1,0 +1,181 @@
+import { ErrorCode, TollgateError } from '@tollgate/core/store'
+import type { Script } from './scripts.js'
+
+/** One decision (or refund) for the batch script: its keys and its part of ARGV. */
+export interface Job {
+  readonly script: Script
+  /** Its levels' state key and registry hash, in order. */
+  readonly keys: readonly string[]
+  readonly args: readonly (string | number)[]
+  /** 'd' decisions that charge: given back if their answer came too late to be used. */
+  readonly charges: boolean
+  /** The refund job that undoes this decision's charge, given its (late) answer. */
+  readonly undo?: (reply: JobReply) => Job
+}
+
+/** The script's answer to one job: allowed, tier, then 3 per level (debt, policy id, custom). */
+export type JobReply = readonly unknown[]
+
+interface Pending {
+  readonly job: Job
+  readonly resolve: (reply: JobReply | 'cancelled') => void
+  readonly reject: (error: unknown) => void
+  timer: NodeJS.Timeout | undefined
+  /** Answered by the timeout already: a late reply must not charge behind the fallback's back. */
+  abandoned: boolean
+  queued: boolean
+}
+
+export type Send = (
+  script: Script,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+) => Promise<unknown>
+
+export interface BatcherOptions {
+  readonly send: Send
+  readonly timeoutMs: number
+  /** How long Redis remembers a call's reply (0: not at all). */
+  readonly recordMs: number
+  readonly nowArg: () => string
+  readonly slack: number
+  /** Waits for a client's first connection; undefined once connected. */
+  readonly connected: () => Promise<void> | undefined
+  /** Calls sent at once before further decisions wait to go as one batch. */
+  readonly maxInFlight?: number
+  readonly maxBatch?: number
+}
+
+const processTag = Math.random().toString(36).slice(2, 8)
+let callSeq = 0
+
+function timeoutError(timeoutMs: number): TollgateError {
+  return new TollgateError(ErrorCode.StoreTimeout, `redis store did not answer within ${timeoutMs} ms`, {
+    field: 'timeoutMs',
+    value: timeoutMs,
+  })
+}
+
+/**
+ * Sends decisions to one slot's node: at once while fewer than `maxInFlight` calls are out (a decision alone
+ * never waits), else as one batch script call when a call comes back. Every call carries an id; Redis keeps
+ * its reply for `recordMs`, so a call the client re-sends is answered from the record, not applied twice.
+ * A call that failed without an answer is followed by a cancel, which gives back what it charged if it ran.
+ */
+export class Batcher {
+  private inFlight = 0
+  private queue: Pending[] = []
+  private readonly maxInFlight: number
+  private readonly maxBatch: number
+
+  constructor(private readonly options: BatcherOptions) {
+    this.maxInFlight = options.maxInFlight ?? 8
+    this.maxBatch = options.maxBatch ?? 64
+  }
+
+  submit(job: Job): Promise<JobReply | 'cancelled'> {
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { job, resolve, reject, timer: undefined, abandoned: false, queued: true }
+      pending.timer = setTimeout(() => {
+        pending.abandoned = true
+        if (pending.queued) this.queue = this.queue.filter((p) => p !== pending)
+        reject(timeoutError(this.options.timeoutMs))
+      }, this.options.timeoutMs)
+      pending.timer.unref?.()
+      const waiting = this.options.connected()
+      if (waiting) {
+        waiting.then(
+          () => this.enqueue(pending),
+          (error) => this.fail([pending], error),
+        )
+      } else this.enqueue(pending)
+    })
+  }
+
+  private enqueue(pending: Pending): void {
+    if (pending.abandoned) return
+    if (this.inFlight < this.maxInFlight) this.send([pending])
+    else this.queue.push(pending)
+  }
+
+  private send(batch: Pending[]): void {
+    this.inFlight++
+    for (const p of batch) p.queued = false
+    const first = batch[0]!.job
+    const record = `${first.keys[0]}:call:${processTag}${++callSeq}`
+    const keys: string[] = [record]
+    const args: (string | number)[] = [this.options.nowArg(), this.options.slack, this.options.recordMs]
+    const body: (string | number)[] = [batch.length]
+    for (const { job } of batch) {
+      for (const key of job.keys) keys.push(key)
+      for (const arg of job.args) body.push(arg)
+    }
+    this.options.send(first.script, keys, [...args, 'run', ...body]).then(
+      (reply) => {
+        this.done()
+        this.answer(batch, reply)
+      },
+      (error: unknown) => {
+        this.done()
+        this.fail(batch, error)
+        // It may have run before its answer was lost: cancel it (Redis runs this after it, if it is queued).
+        if (this.options.recordMs > 0 && isConnectionError(error)) {
+          this.options.send(first.script, keys, [...args, 'cancel', ...body]).catch(() => undefined)
+        }
+      },
+    )
+  }
+
+  private done(): void {
+    this.inFlight--
+    if (this.queue.length === 0) return
+    const batch = this.queue.splice(0, this.maxBatch)
+    this.send(batch)
+  }
+
+  private answer(batch: Pending[], reply: unknown): void {
+    if (Array.isArray(reply) && reply[0] === 'cancelled') {
+      for (const p of batch) this.settle(p, () => p.resolve('cancelled'))
+      return
+    }
+    if (!Array.isArray(reply)) {
+      this.fail(batch, new Error('unexpected script reply'))
+      return
+    }
+    const now = reply[0]
+    let at = 1
+    for (const p of batch) {
+      const width = p.job.args[0] === 'r' ? 2 : 2 + 3 * localLevels(p.job)
+      const part = [now, ...reply.slice(at, at + width)]
+      at += width
+      if (p.abandoned) {
+        // Answered by the fallback already: whatever this charged goes back, so the bucket ends where the answers say.
+        if (p.job.charges && Number(part[1]) === 1 && p.job.undo)
+          this.submit(p.job.undo(part)).catch(() => undefined)
+        continue
+      }
+      this.settle(p, () => p.resolve(part))
+    }
+  }
+
+  private fail(batch: Pending[], error: unknown): void {
+    for (const p of batch) this.settle(p, () => p.reject(error))
+  }
+
+  private settle(p: Pending, then: () => void): void {
+    if (p.abandoned) return
+    clearTimeout(p.timer)
+    then()
+  }
+}
+
+/** Levels whose keys a job carries (two keys each). */
+function localLevels(job: Job): number {
+  return job.keys.length / 2
+}
+
+/** An error after which the call may or may not have run (the connection went), as opposed to a reply error. */
+function isConnectionError(error: unknown): boolean {
+  if (!(error instanceof Error)) return true
+  return !/^(ERR|NOSCRIPT|WRONGTYPE|BUSY|OOM|READONLY|NOPERM|CROSSSLOT|MOVED|ASK)\b/.test(error.message)
+}
