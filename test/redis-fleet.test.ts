@@ -39,6 +39,8 @@ const REFILLING = {
   global: { capacity: 2000, refill: 2000 },
 }
 
+const libraries = ['ioredis', 'node-redis'] as const
+
 let prefixCount = 0
 const freshPrefix = (name: string) => `fleet${++prefixCount}-${name}:`
 
@@ -195,7 +197,7 @@ function describeTarget(
   })
 }
 
-for (const library of ['ioredis', 'node-redis'] as const) {
+for (const library of libraries) {
   describeTarget(`single Redis node, ${library}`, async () => {
     const server: RedisServer = await startRedis()
     return {
@@ -213,46 +215,44 @@ for (const library of ['ioredis', 'node-redis'] as const) {
   }, ['default', 'one'])
 }
 
-for (const library of ['ioredis', 'node-redis'] as const) {
-  describe(`NOSCRIPT reloads never double-count (${library})`, () => {
-    let server: RedisServer
-    beforeAll(async () => {
-      server = await startRedis()
-    })
-    afterAll(async () => {
-      await server?.stop()
-    })
-
-    it('SCRIPT FLUSH every few ms under load: the admitted total is still exactly the capacity', async () => {
-      let flushes = 0
-      let stopFlushing = false
-      const { reports, peek } = await hammer(
-        { redis: { url: server.url }, library, client: () => connect(server.url) },
-        'noscript',
-        FIXED,
-        {
-          durationMs: 3000,
-          during: async (client) => {
-            const until = Date.now() + 2500
-            while (!stopFlushing && Date.now() < until) {
-              await (client as Redis).script('FLUSH')
-              flushes++
-              await new Promise((resolve) => setTimeout(resolve, 5))
-            }
-          },
-        },
-      )
-      stopFlushing = true
-      checkClean(reports)
-      const admitted = sum(reports, (r) => r.admitted)
-      summary(`NOSCRIPT under load, ${library}`, { ...figures(reports), flushes })
-      expect(flushes).toBeGreaterThan(10)
-      expect(admitted).toBe(FIXED.org.capacity)
-      expect(peek.levels.map((l) => l.remaining)).toEqual([
-        FIXED.user.capacity - admitted,
-        0,
-        FIXED.global.capacity - admitted,
-      ])
-    })
+describe.each(libraries)('NOSCRIPT reloads never double-count (%s)', (library) => {
+  let server: RedisServer
+  beforeAll(async () => {
+    server = await startRedis()
   })
-}
+  afterAll(async () => {
+    await server?.stop()
+  })
+
+  it('SCRIPT FLUSH every few ms under load: the admitted total is still exactly the capacity', async () => {
+    let flushes = 0
+    let stopFlushing = false
+    const { reports, peek } = await hammer(
+      { redis: { url: server.url }, library, client: () => connect(server.url) },
+      'noscript',
+      FIXED,
+      {
+        durationMs: 3000,
+        during: async (client) => {
+          const until = Date.now() + 2500
+          while (!stopFlushing && Date.now() < until) {
+            await (client as Redis).script('FLUSH')
+            flushes++
+            await new Promise((resolve) => setTimeout(resolve, 5))
+          }
+        },
+      },
+    )
+    stopFlushing = true
+    checkClean(reports)
+    const admitted = sum(reports, (r) => r.admitted)
+    summary(`NOSCRIPT under load, ${library}`, { ...figures(reports), flushes })
+    expect(flushes).toBeGreaterThan(10)
+    expect(admitted).toBe(FIXED.org.capacity)
+    expect(peek.levels.map((l) => l.remaining)).toEqual([
+      FIXED.user.capacity - admitted,
+      0,
+      FIXED.global.capacity - admitted,
+    ])
+  })
+})

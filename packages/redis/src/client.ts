@@ -56,19 +56,16 @@ interface Emitter {
 
 // The parts of each library the wrappers call, typed here rather than imported: no release's own
 // types (nominal classes, generics over RESP versions) leak into this package's declarations.
-interface IoRedis extends Emitter {
+// ioredis's plain commands have the adapter's own signatures.
+interface IoRedis
+  extends Emitter,
+    Pick<StoreClient, 'get' | 'del' | 'hget' | 'hmget' | 'hgetall' | 'exists'> {
   status: string
   isCluster?: boolean
   options?: { enableOfflineQueue?: boolean }
   evalsha(sha: string, n: number, ...rest: (string | number)[]): Promise<unknown>
   eval(source: string, n: number, ...rest: (string | number)[]): Promise<unknown>
   script(subcommand: 'LOAD', source: string): Promise<unknown>
-  get(key: string): Promise<string | null>
-  del(...keys: string[]): Promise<number>
-  hget(key: string, field: string): Promise<string | null>
-  hmget(key: string, ...fields: string[]): Promise<(string | null)[]>
-  hgetall(key: string): Promise<Record<string, string>>
-  exists(...keys: string[]): Promise<number>
   duplicate(...args: unknown[]): IoRedis
   subscribe(channel: string): Promise<unknown>
   connect(): Promise<void>

@@ -1,7 +1,7 @@
 import { describeStoreConformance, type RedisCluster, startRedisCluster } from '@tollgate/testkit'
-import { afterAll, beforeAll, describe } from 'vitest'
+import { afterAll, beforeAll } from 'vitest'
 import { redisStore } from '../src/index.js'
-import { type Connection, clientKinds, openCluster, uniquePrefix } from './helpers.js'
+import { forEveryClient, openCluster, uniquePrefix } from './helpers.js'
 
 let cluster: RedisCluster
 
@@ -13,18 +13,11 @@ afterAll(async () => {
   await cluster?.stop()
 })
 
-for (const kind of clientKinds) {
-  describe(kind, () => {
-    let connection: Connection
-    beforeAll(async () => {
-      connection = await openCluster(kind, cluster.nodes)
-    })
-    afterAll(async () => {
-      await connection?.quit()
-    })
-    // Default layout: every bucket has its own hash tag, so chains span slots and exercise refunds.
+// Default layout: every bucket has its own hash tag, so chains span slots and exercise refunds.
+forEveryClient(
+  (kind) => openCluster(kind, cluster.nodes),
+  (connection, kind) =>
     describeStoreConformance(`redis cluster (3 masters, ${kind})`, (clock) =>
-      redisStore({ client: connection.client, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 5000 }),
-    )
-  })
-}
+      redisStore({ client: connection().client, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 5000 }),
+    ),
+)

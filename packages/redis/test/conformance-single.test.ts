@@ -1,7 +1,7 @@
 import { describeStoreConformance, type RedisServer, startRedis } from '@tollgate/testkit'
-import { afterAll, beforeAll, describe } from 'vitest'
+import { afterAll, beforeAll } from 'vitest'
 import { redisStore } from '../src/index.js'
-import { type Connection, clientKinds, open, uniquePrefix } from './helpers.js'
+import { forEveryClient, open, uniquePrefix } from './helpers.js'
 
 let server: RedisServer
 
@@ -13,18 +13,11 @@ afterAll(async () => {
   await server?.stop()
 })
 
-for (const kind of clientKinds) {
-  describe(kind, () => {
-    let connection: Connection
-    beforeAll(async () => {
-      connection = await open(kind, server.port)
-    })
-    afterAll(async () => {
-      await connection?.quit()
-    })
-    // A generous timeout: the suite checks decisions (10,000 concurrent checks included), not latency.
+// A generous timeout: the suite checks decisions (10,000 concurrent checks included), not latency.
+forEveryClient(
+  (kind) => open(kind, server.port),
+  (connection, kind) =>
     describeStoreConformance(`redis (single node, ${kind})`, (clock) =>
-      redisStore({ client: connection.client, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 5000 }),
-    )
-  })
-}
+      redisStore({ client: connection().client, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 5000 }),
+    ),
+)

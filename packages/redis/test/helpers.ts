@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { createClient, createCluster } from '@redis/client'
 import { Cluster, Redis } from 'ioredis'
 import { createClient as createClientV5, createCluster as createClusterV5 } from 'redis-v5'
+import { afterAll, beforeAll, describe } from 'vitest'
 import type { RedisClient } from '../src/index.js'
 
 /** A fresh key prefix, so stores sharing one Redis never see each other's keys. */
@@ -153,4 +154,26 @@ export async function openCluster(
   cluster.on('error', () => {})
   await cluster.connect()
   return nodeRedisConnection(kind, cluster)
+}
+
+/**
+ * Declares `body` once per client kind, in a describe of its own whose connection `connectKind` opens
+ * before its tests and closes after them.
+ */
+export function forEveryClient(
+  connectKind: (kind: ClientKind) => Promise<Connection>,
+  body: (connection: () => Connection, kind: ClientKind) => void,
+): void {
+  for (const kind of clientKinds) {
+    describe(kind, () => {
+      let connection: Connection | undefined
+      beforeAll(async () => {
+        connection = await connectKind(kind)
+      })
+      afterAll(async () => {
+        await connection?.quit()
+      })
+      body(() => connection!, kind)
+    })
+  }
 }
