@@ -77,3 +77,39 @@ describe('key floods (issue 6, item 6)', () => {
     expect(report.hotSurvivors).toBe(3)
   })
 })
+
+describe('key floods on the default limiter (issue 11)', () => {
+  it('createLimiter() with no store: 1,000,000 distinct keys (10× its 100,000), heap bounded, hot tenants kept', async () => {
+    const keys = Number(process.env.FLOOD_KEYS_DEFAULT ?? 1_000_000)
+    const maxKeys = 100_000
+    const run = runChild(
+      'key-flood.mjs',
+      [
+        JSON.stringify({
+          keys,
+          maxKeys,
+          hotEvery: 1000,
+          budgetMs: 120_000,
+          checkpoints: 10,
+          store: 'default',
+        }),
+      ],
+      { nodeArgs: ['--expose-gc', '--max-old-space-size=1024'], timeLimitMs: 150_000 },
+    )
+    const [report] = (await run.done) as [FloodReport]
+    const bound = report.baselineHeap + maxKeys * BYTES_PER_KEY_BOUND + SLACK_BYTES
+    summary('key flood, default limiter', {
+      keys: report.keys,
+      maxKeys,
+      elapsedMs: report.elapsedMs,
+      decisionsPerSec: report.ratePerSec,
+      maxHeapMB: report.maxHeap / 1e6,
+      boundMB: bound / 1e6,
+    })
+    expect(report.timedOut).toBe(false)
+    expect(report.maxHeap).toBeLessThan(bound)
+    expect(report.coldRefreshed).toBe(true)
+    expect(report.hotAdmitted).toBe(0)
+    expect(report.hotSurvivors).toBe(3)
+  })
+})

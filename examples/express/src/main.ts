@@ -6,6 +6,7 @@ import {
   createAdmin,
   createExampleLimiter,
   createMetrics,
+  debugClock,
   debugThrow,
   discardUnreadBodies,
   errorResult,
@@ -58,6 +59,7 @@ app.get('/ops', (_req, res) => res.set(opsPage.headers).send(opsPage.html))
 // Prometheus scrapes the limiter's metrics here (no tenant key is ever a label).
 app.get('/metrics', async (_req, res) => res.type(metrics.contentType).send(await metrics.scrape()))
 if (config.debugRoutes) app.get('/debug/throw', debugThrow)
+if (config.debugRoutes) app.get('/debug/clock', (req, res) => send(res, debugClock(req.query.advance)))
 
 // Every other answer is problem+json too, never Express's HTML pages: 404 / 405, then any error.
 app.use((req, res) => send(res, unmatchedRoute(req.method, req.originalUrl)))

@@ -6,6 +6,7 @@ import {
   createAdmin,
   createExampleLimiter,
   createMetrics,
+  debugClock,
   debugThrow,
   discardUnreadBodies,
   errorResult,
@@ -90,6 +91,10 @@ app.get('/ops', async (_request, reply) => reply.headers(opsPage.headers).send(o
 // Prometheus scrapes the limiter's metrics here (no tenant key is ever a label).
 app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.scrape()))
 if (config.debugRoutes) app.get('/debug/throw', debugThrow)
+if (config.debugRoutes)
+  app.get('/debug/clock', async (request, reply) =>
+    send(reply, debugClock((request.query as { advance?: string }).advance)),
+  )
 
 await app.listen({ port: config.port, host: config.host })
 const { address, port } = app.server.address() as AddressInfo

@@ -7,6 +7,7 @@ import {
   createAdmin,
   createExampleLimiter,
   createMetrics,
+  debugClock,
   debugThrow,
   discardUnreadBodies,
   errorResult,
@@ -64,6 +65,7 @@ router.get('/metrics', async (ctx) => {
   ctx.body = await metrics.scrape()
 })
 if (config.debugRoutes) router.get('/debug/throw', debugThrow)
+if (config.debugRoutes) router.get('/debug/clock', (ctx) => send(ctx, debugClock(ctx.query.advance)))
 
 const app = new Koa()
 // Every error becomes a problem+json answer, never Koa's text pages or a stack.

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { type JsonResult, json, unauthorized } from './http.js'
+import { advanceTestClock } from './limiter.js'
 import { API_KEYS, caller, ROUTE_COST } from './tenants.js'
 
 /** The answer of an API route, after the limit admitted it: 401 for an unknown key, else who called. */
@@ -24,4 +25,17 @@ export const health = (): JsonResult => json(200, { status: 'ok' })
  */
 export async function debugThrow(): Promise<never> {
   throw new Error(`debug route failed on purpose in ${import.meta.url}`)
+}
+
+/**
+ * GET /debug/clock?advance=<ms>, served only with EXAMPLE_DEBUG_ROUTES=1 and EXAMPLE_TEST_CLOCK=1: lets time
+ * pass on the test clock (the e2e tests wait for refills this way, never by sleeping).
+ */
+export function debugClock(advance: unknown): JsonResult {
+  const ms = Number(advance)
+  if (process.env.EXAMPLE_TEST_CLOCK !== '1' || !Number.isInteger(ms) || ms < 0) {
+    return json(404, { type: 'about:blank', title: 'Not Found', status: 404 })
+  }
+  advanceTestClock(ms)
+  return json(200, { advancedMs: ms })
 }

@@ -1,6 +1,6 @@
 // What the three example APIs share, one concern per module; each main.ts wires these into its framework.
 export { type Admin, type BodyReader, createAdmin } from './admin.js'
-export { apiReply, debugThrow, health } from './api.js'
+export { apiReply, debugClock, debugThrow, health } from './api.js'
 export {
   BODY_LIMIT,
   badRequest,

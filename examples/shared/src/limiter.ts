@@ -34,9 +34,11 @@ export interface ExampleLimiter {
  * `REDIS_URL` set → a Redis store shared by every server, else an in-process memory store.
  */
 export async function createExampleLimiter(env: NodeJS.ProcessEnv = process.env): Promise<ExampleLimiter> {
-  const { store, storeName, memory, closeStore } = await openStore(env.REDIS_URL, redisTimeout(env))
+  const clock = env.EXAMPLE_TEST_CLOCK === '1' ? testClock : undefined
+  const { store, storeName, memory, closeStore } = await openStore(env.REDIS_URL, redisTimeout(env), clock)
   const limiter = createLimiter({
     store,
+    ...(clock ? { clock } : {}),
     levels: ['user', 'org', 'global'],
     tiers: {
       free: tierLimits(10),
@@ -97,12 +99,23 @@ function redisTimeout(env: NodeJS.ProcessEnv): number | undefined {
   return ms
 }
 
+/**
+ * TESTS ONLY (EXAMPLE_TEST_CLOCK=1): the wall clock plus an offset that POST /debug/clock moves forward,
+ * so a test can let time pass without sleeping. Redis then takes `now` from it too (redisStore's test clock).
+ */
+let clockOffsetMs = 0
+const testClock = () => Date.now() + clockOffsetMs
+export function advanceTestClock(ms: number): void {
+  clockOffsetMs += ms
+}
+
 async function openStore(
   redisUrl: string | undefined,
   timeoutMs: number | undefined,
+  clock: (() => number) | undefined,
 ): Promise<{ store: Store; storeName: string; memory?: MemoryStore; closeStore: () => Promise<void> }> {
   if (!redisUrl) {
-    const memory = memoryStore()
+    const memory = memoryStore(clock ? { clock } : {})
     return { store: memory, storeName: 'memory', memory, closeStore: async () => {} }
   }
   // Loaded only when asked for, so the memory-only path needs no Redis at all.
@@ -115,7 +128,7 @@ async function openStore(
   })
   client.on('error', () => {}) // reported through the limiter's store-error events; reconnects by itself
   await client.connect()
-  const store = redisStore({ client, ...(timeoutMs ? { timeoutMs } : {}) })
+  const store = redisStore({ client, ...(timeoutMs ? { timeoutMs } : {}), ...(clock ? { clock } : {}) })
   return {
     store,
     storeName: 'redis',

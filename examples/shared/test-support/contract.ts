@@ -380,6 +380,27 @@ export function describeExampleContract(
       expect((await get('/api/hello', 'free-alice')).headers.get('ratelimit-policy')).toBe(FREE_POLICY)
     })
 
+    it('moves an org to premium at that moment: its users get premium’s refill over the next 400 ms', async () => {
+      const refused = await untilRefused('/api/hello', 'free-alice') // alice's 10 at free are used up
+      expect(refused.status).toBe(429)
+      await refused.arrayBuffer()
+      const changedAt = Date.now()
+      expect((await admin('PUT', '/admin/orgs/acme/tier', { tier: 'premium' })).status).toBe(200)
+      // Nobody asks for 400 ms of the example's test clock (no sleeping): then a burst.
+      expect((await get('/debug/clock?advance=400')).status).toBe(200)
+      let admitted = 0
+      for (let i = 0; i < 80; i++) {
+        const res = await get('/api/hello', 'free-alice')
+        if (res.status === 200) admitted++
+        await res.arrayBuffer()
+      }
+      // 400 ms at premium's 100/s: 40 (free's rate would give 4), plus what real time added meanwhile.
+      const realMs = Date.now() - changedAt
+      expect(admitted).toBeGreaterThanOrEqual(40)
+      expect(admitted).toBeLessThanOrEqual(40 + Math.ceil(realMs / 10) + 1)
+      expect((await admin('PUT', '/admin/orgs/acme/tier', { tier: 'free' })).status).toBe(200)
+    })
+
     if (options.store === 'redis') {
       it('shares one budget and one registry between two servers on the same Redis', async () => {
         const second = await startExample(exampleDir, redis!.url)

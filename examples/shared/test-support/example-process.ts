@@ -24,6 +24,8 @@ export async function startExample(
     ADMIN_TOKEN,
     HOST: '127.0.0.1',
     EXAMPLE_DEBUG_ROUTES: '1',
+    // Refills the tests wait for are let happen with GET /debug/clock, never by sleeping.
+    EXAMPLE_TEST_CLOCK: '1',
   }
   // A loaded machine can take longer than the store's 50 ms default, and the local fallback would then
   // decide (correctly, but not what the contract checks); the outage test gets refused connections at once.

@@ -1,6 +1,6 @@
 import { type BucketState, convertDebt, sameScale, stateFromDebt } from './algorithm.js'
 import type { PolicyBook } from './book.js'
-import { changeMoments, policyAt, type TenantEntries, tierAt } from './resolve.js'
+import { changeMoments, mayHaveChanged, policyAt, type TenantEntries, tierAt } from './resolve.js'
 
 /**
  * Brings a stored state through every registry change made since it was written, each at its own moment:
@@ -19,7 +19,7 @@ export function advance(
   forcedTier: string | undefined,
   now: number,
 ): BucketState | undefined {
-  if (state === undefined) return undefined
+  if (state === undefined || !mayHaveChanged(book, levelIndex, entries)) return state
   // Changes at the very ms of the write count too: one made just after it must not be missed, and one made
   // just before it already resolves to the state's own policy (nothing to convert).
   const moments = changeMoments(book, levelIndex, entries, forcedTier, state.epoch - 1, now)

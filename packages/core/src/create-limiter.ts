@@ -63,8 +63,10 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     config.expectedServers,
     levels.map((l) => l.fixedKey),
   )
-  /** What each decision asked, so refund(decision) can give back exactly that. */
-  const requests = new WeakMap<Decision, DecideRequest>()
+  /** Decisions already given back: a second refund of one decision gives nothing. */
+  const refunded = new WeakSet<Decision>()
+  /** Decisions made under a tier the caller forced (per route): a refund must resolve under it too. */
+  const forcedTiers = new WeakMap<Decision, string>()
 
   const report = (transitions: readonly BreakerTransition[], error?: unknown): void => {
     for (const t of transitions) {
@@ -133,7 +135,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       const pending = decide(request)
       const outcome = 'then' in pending ? await pending : pending
       const decision = toDecision(outcome, cost)
-      if (outcome.allowed && cost > 0 && !outcome.degraded) requests.set(decision, request)
+      if (tier !== undefined) forcedTiers.set(decision, tier)
       if (listeners.size) {
         const storeMs = performance.now() - started
         emit({ type: 'decision', decision, storeMs })
@@ -142,16 +144,22 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     },
 
     async refund(decision) {
-      const request = requests.get(decision)
-      if (!request) return
-      requests.delete(decision)
+      // A decision carries all a refund needs: its levels' keys and policies, its tier, cost and moment.
+      if (!decision.allowed || decision.degraded || decision.cost === 0 || refunded.has(decision)) return
+      refunded.add(decision)
+      const keys: (string | undefined)[] = levelNames.map(() => undefined)
       const policyIds: (string | undefined)[] = levelNames.map(() => undefined)
-      for (const level of decision.levels) policyIds[levelNames.indexOf(level.level)] = level.policy.id
+      for (const level of decision.levels) {
+        const index = levelNames.indexOf(level.level)
+        if (index < 0) continue
+        keys[index] = level.key
+        policyIds[index] = level.policy.id
+      }
       await store.refund({
         book: tierBook.current,
-        keys: request.keys,
-        tier: request.tier,
-        cost: request.cost,
+        keys,
+        tier: forcedTiers.get(decision),
+        cost: decision.cost,
         decidedAt: decision.now,
         policyIds,
       })

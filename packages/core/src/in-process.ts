@@ -214,6 +214,11 @@ export class InProcessStore implements Store {
     })
   }
 
+  /** Buckets held (full ones count until touched), the bound, and buckets dropped to make room so far. */
+  stats(): { readonly size: number; readonly maxKeys: number; readonly evictions: number } {
+    return { size: this.states.size, maxKeys: this.maxKeys, evictions: this.evictions }
+  }
+
   async decide(request: DecideRequest): Promise<DecideResult> {
     return this.decideNow(request)
   }

@@ -43,11 +43,43 @@ export function policyAt(
   t: number,
 ): ResolvedPolicy | undefined {
   const custom = valueAt(entries?.bucket, t)
-  if (custom !== null) return { policy: custom, custom: true }
+  if (custom !== null) return resolved(custom, true)
   const tierPolicy = tier === undefined ? null : valueAt(book.tiers.get(tier)?.[levelIndex], t)
-  if (tierPolicy !== null) return { policy: tierPolicy, custom: false }
+  if (tierPolicy !== null) return resolved(tierPolicy, false)
   const base = book.base[levelIndex]
-  return base === undefined ? undefined : { policy: base, custom: false }
+  return base === undefined ? undefined : resolved(base, false)
+}
+
+// One answer object per policy and kind, so resolving allocates nothing on the hot path.
+const asShared = new WeakMap<Policy, ResolvedPolicy>()
+const asCustom = new WeakMap<Policy, ResolvedPolicy>()
+function resolved(policy: Policy, custom: boolean): ResolvedPolicy {
+  const cache = custom ? asCustom : asShared
+  let answer = cache.get(policy)
+  if (!answer) {
+    answer = Object.freeze({ policy, custom })
+    cache.set(policy, answer)
+  }
+  return answer
+}
+
+const runtimeLevels = new WeakMap<PolicyBook, readonly boolean[]>()
+
+/** Whether anything could have changed level i's policy at runtime: false in the common case. */
+export function mayHaveChanged(
+  book: PolicyBook,
+  levelIndex: number,
+  entries: readonly (TenantEntries | undefined)[],
+): boolean {
+  if (entries.length > 0) return true
+  let levels = runtimeLevels.get(book)
+  if (!levels) {
+    levels = book.levels.map((_, i) =>
+      [...book.tiers.values()].some((byLevel) => (byLevel[i] ?? []).some((v) => v.since > 0)),
+    )
+    runtimeLevels.set(book, levels)
+  }
+  return levels[levelIndex]!
 }
 
 function collect(into: number[], versions: Versions<unknown> | undefined, after: number, upTo: number): void {

@@ -68,10 +68,6 @@ export class MemoryStore extends InProcessStore {
     super({ maxKeys, clock, name: 'memory', onEvict: options.onEvict })
   }
 
-  stats(): MemoryStoreStats {
-    return { size: this.states.size, maxKeys: this.maxKeys, evictions: this.evictions }
-  }
-
   /**
    * Drops every bucket that is full again (they are dropped lazily, when touched, otherwise). A bucket a
    * registry change reached before it filled is kept: under its new policy it may not be full yet.

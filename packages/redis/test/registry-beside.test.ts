@@ -84,7 +84,8 @@ describe('the registry beside its buckets', () => {
     const c = await client()
     const prefix = uniquePrefix()
     const limiter = createLimiter({
-      store: redisStore({ client: c, prefix, timeoutMs: 30 }),
+      // Long enough for the setup calls on a loaded machine, short against the 3 s pause.
+      store: redisStore({ client: c, prefix, timeoutMs: 200 }),
       levels: ['user', 'org'],
       tiers,
       onStoreError: 'local',
@@ -101,7 +102,7 @@ describe('the registry beside its buckets', () => {
       allowed: false,
     })
     const admin = await client()
-    await admin.call('CLIENT', 'PAUSE', '1000')
+    await admin.call('CLIENT', 'PAUSE', '3000')
     const during = []
     for (let i = 0; i < 5; i++) {
       during.push(await limiter.check({ user: 'p1', org: 'paying' }))

@@ -204,7 +204,7 @@ export function describeProperties(ctx: SuiteContext): void {
         }),
         { numRuns: runs },
       )
-    })
+    }, 180_000)
 
     it('makes the same decisions whether or not reads are interleaved', async () => {
       await fc.assert(
@@ -222,6 +222,6 @@ export function describeProperties(ctx: SuiteContext): void {
         ),
         { numRuns: Math.max(10, Math.floor(runs / 2)) },
       )
-    })
+    }, 180_000)
   })
 }

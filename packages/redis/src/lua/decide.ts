@@ -1,0 +1,230 @@
+/**
+ * One call decides a batch of decisions, in arrival order, each chain all-or-nothing (a decision sees what
+ * the ones before it in the batch wrote).
+ * KEYS: 1 the call's record (its reply, remembered `record ms`, so a re-sent call is answered, not applied
+ * again), then per decision its levels' state key and registry hash.
+ * ARGV: 1 now ('' = Redis TIME), 2 slack (extra expiry, test clock only), 3 record ms, 4 'run' | 'cancel',
+ * 5 decisions; then per decision: op ('d' decide, 'p' look with the cost, 'r' refund), cost, forced tier ('' none,
+ * escaped), decidedAt (refund), m = levels in its chain, then per chain level its number in the book and ''
+ * when its keys are here or 'x' + its assignment history when another slot holds them, then (refund) the
+ * policy id charged per level here.
+ * Returns { now, then per decision: allowed (1|0), tier, then per level here: debt before, policy id ('' =
+ * none), custom (1|0) } ('r': allowed and tier only); { 'cancelled' } for a call cancelled before it ran.
+ * 'cancel' gives back what the call charged if it ran (its record says), and makes it a no-op if it did not.
+ */
+export const decideBody = `
+local now = clock(ARGV[1])
+local slack = tonumber(ARGV[2])
+local record_ms = tonumber(ARGV[3])
+local mode = ARGV[4]
+local count = tonumber(ARGV[5])
+
+local record = record_ms > 0 and redis.call('GET', KEYS[1]) or nil
+if record == 'x' then return { 'cancelled' } end
+local stored
+if record then
+  stored = {}
+  for v in string.gmatch(record, '([^\\001]*)\\001') do stored[#stored + 1] = v end
+  if mode == 'run' then return stored end
+elseif mode == 'cancel' then
+  redis.call('SET', KEYS[1], 'x', 'PX', record_ms)
+  return { 'cancelled' }
+end
+
+-- A decision: its op, cost, forced tier, chain levels, registry histories and where its keys start.
+local function read_decision(a, key_base)
+  local d = { op = ARGV[a], cost = tonumber(ARGV[a + 1]), forced = ARGV[a + 2], decided_at = tonumber(ARGV[a + 3]) }
+  local m = tonumber(ARGV[a + 4])
+  d.m = m
+  d.lvls, d.assign, d.custom, d.keyslot = {}, {}, {}, {}
+  local n = 0
+  for j = 1, m do
+    d.lvls[j] = tonumber(ARGV[a + 3 + 2 * j])
+    local src = ARGV[a + 4 + 2 * j]
+    if src == '' then
+      n = n + 1
+      d.keyslot[j] = key_base + 2 * n - 1
+      local reg_key = KEYS[key_base + 2 * n]
+      if redis.call('EXISTS', reg_key) == 1 then
+        local reg = redis.call('HMGET', reg_key, 'a', 'b')
+        d.assign[j] = parse_hist(reg[1])
+        d.custom[j] = parse_hist(reg[2])
+      end
+    elseif src ~= 'x' then
+      d.assign[j] = parse_hist(string.sub(src, 2))
+    end
+  end
+  d.n = n
+  d.charged_at = a + 5 + 2 * m
+  return d, d.charged_at + (d.op == 'r' and n or 0), key_base + 2 * n
+end
+
+local function tier_at(d, t)
+  if d.forced ~= '' then return d.forced end
+  for j = 1, d.m do
+    local a = value_at(d.assign[j], t)
+    if a and known_tier(a) then return a end
+  end
+  return DEFAULT_TIER
+end
+
+-- The policy of chain level j at t: custom, else the tier's, else the base; false when none.
+local function policy_at(d, j, tier, t)
+  local c = value_at(d.custom[j], t)
+  if c then return c, 1 end
+  if tier then
+    local p = tier_policy(d.lvls[j], tier, t)
+    if p then return p, 0 end
+  end
+  return base_policy(d.lvls[j]), 0
+end
+
+-- Moments in [lo, hi] at which chain level j's policy may have changed.
+local function moments(d, j, lo, hi)
+  local out = {}
+  local c = d.custom[j]
+  if c then for _, at in ipairs(c[1]) do if at >= lo and at <= hi then out[#out + 1] = at end end end
+  if d.forced == '' then
+    for jj = 1, d.m do
+      local a = d.assign[jj]
+      if a then for _, at in ipairs(a[1]) do if at >= lo and at <= hi then out[#out + 1] = at end end end
+    end
+  end
+  tier_moments(d.lvls[j], d.forced, lo, hi, out)
+  return out
+end
+
+-- Whether any registry change could ever concern chain level j (else a state needs no epoch).
+local function has_history(d, j)
+  if d.custom[j] or tier_has_moments(d.lvls[j]) then return true end
+  if d.forced == '' then
+    for jj = 1, d.m do if d.assign[jj] then return true end end
+  end
+  return false
+end
+
+-- advance: every registry change since the state was written, each at its moment (ms of the write included).
+local function advance(d, st, j)
+  if not has_history(d, j) then return st end
+  local out = moments(d, j, st[6], now)
+  if #out == 0 then return st end
+  table.sort(out)
+  local last = -1
+  for _, at in ipairs(out) do
+    if at ~= last then
+      last = at
+      local id = policy_at(d, j, tier_at(d, at), at)
+      if id then
+        local cap, tokens, per = policy_numbers(id)
+        if not same_scale(st, cap, tokens, per) then
+          local debt = convert(st, cap, tokens, per, at)
+          if debt == 0 then return nil end
+          st = state_from_debt(debt, cap, tokens, per, tokens == 0 and 0 or at, at)
+        end
+      end
+    end
+  end
+  return st
+end
+
+-- Writes the state owing this debt; a full bucket is no key at all.
+local function write(d, e, debt)
+  local key = KEYS[e.k]
+  if debt <= 0 then
+    redis.call('DEL', key)
+    return
+  end
+  local frozen = e.tokens == 0
+  local k = frozen and 1 or e.tokens
+  local origin = frozen and 0 or now
+  local tat = origin + math.floor(debt / k)
+  local frac = math.fmod(debt, k)
+  local value = encode_state(tat, frac, e.cap, e.tokens, e.per, has_history(d, e.j) and tat - now)
+  if frozen then
+    redis.call('SET', key, value)
+  else
+    local ttl = math.max(tat - now + (frac > 0 and 1 or 0), hold_ms(d.lvls[e.j]))
+    redis.call('SET', key, value, 'PX', string.format('%.0f', ttl + slack))
+  end
+end
+
+-- Each level here: its policy now and its debt before this decision.
+local function assess_levels(d, tier)
+  local levels, allowed = {}, true
+  for j = 1, d.m do
+    local k = d.keyslot[j]
+    if k then
+      local id, is_custom = policy_at(d, j, tier, now)
+      local e = { k = k, j = j, id = id or '', custom = is_custom }
+      if id then
+        local cap, tokens, per = policy_numbers(id)
+        local T = tokens == 0 and 1 or per
+        local st = read_state(KEYS[k])
+        if st then st = advance(d, st, j) end
+        local debt = 0
+        if st then
+          debt = same_scale(st, cap, tokens, per) and own_debt(st, now) or convert(st, cap, tokens, per, now)
+        end
+        local probe = d.cost == 0 and T or d.cost * T
+        if debt + probe > cap * T then allowed = false end
+        e.cap, e.tokens, e.per, e.T, e.debt = cap, tokens, per, T, debt
+      end
+      levels[#levels + 1] = e
+    end
+  end
+  return levels, allowed
+end
+
+local reply = { now }
+local a, key_base, at_reply = 6, 1, 2
+for _ = 1, count do
+  local d
+  d, a, key_base = read_decision(a, key_base)
+  if mode == 'cancel' then
+    -- Undo what this decision charged when the call ran: a refund under the policies it was charged under.
+    local charged = stored[at_reply] == '1' and d.op == 'd' and d.cost > 0
+    local ids = {}
+    if d.op ~= 'r' then
+      for i = 1, d.n do ids[i] = stored[at_reply + 2 + 3 * (i - 1) + 1] end
+      at_reply = at_reply + 2 + 3 * d.n
+    else
+      at_reply = at_reply + 2
+    end
+    if charged then d.op, d.decided_at, d.charged = 'r', tonumber(stored[1]), ids end
+  end
+  local tier = tier_at(d, now)
+  local levels, allowed = assess_levels(d, tier)
+  if d.op == 'r' then
+    if mode == 'run' or d.charged then
+      for i, e in ipairs(levels) do
+        local charged = d.charged and d.charged[i] or ARGV[d.charged_at + i - 1]
+        -- Only a level still under the policy it was charged under, with no change since, gets tokens back.
+        if e.debt and e.id == charged and e.debt > 0 and #moments(d, e.j, d.decided_at + 1, now) == 0 then
+          write(d, e, math.max(0, e.debt - d.cost * e.T))
+        end
+      end
+    end
+    reply[#reply + 1] = 1
+    reply[#reply + 1] = ''
+  else
+    reply[#reply + 1] = allowed and 1 or 0
+    reply[#reply + 1] = tier or ''
+    for _, e in ipairs(levels) do
+      if e.debt and d.op == 'd' and allowed and d.cost > 0 then write(d, e, e.debt + d.cost * e.T) end
+      reply[#reply + 1] = e.debt or 0
+      reply[#reply + 1] = e.id
+      reply[#reply + 1] = e.custom
+    end
+  end
+end
+if mode == 'cancel' then
+  redis.call('SET', KEYS[1], 'x', 'PX', record_ms)
+  return { 'cancelled' }
+end
+if record_ms > 0 then
+  local parts = {}
+  for i, v in ipairs(reply) do parts[i] = type(v) == 'number' and string.format('%.0f', v) or v end
+  redis.call('SET', KEYS[1], table.concat(parts, '\\001') .. '\\001', 'PX', record_ms)
+end
+return reply
+`
