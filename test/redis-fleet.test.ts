@@ -17,8 +17,9 @@ import { summary } from './support/summary'
 /**
  * No over-admission across processes (issue 6, item 1): 8 separate Node processes hammer one hot tenant
  * through the Redis store with a three-level chain (user → org → global), on a single node and on a
- * 3-master Cluster. Rate 0: the admitted total is exactly the binding capacity. Positive rate: it lies
- * between capacity + rate × elapsed (Redis's clock) and that minus one token per level.
+ * 3-master Cluster, with ioredis and with node-redis in the app servers. Rate 0: the admitted total is
+ * exactly the binding capacity. Positive rate: it lies between capacity + rate × elapsed (Redis's clock)
+ * and that minus one token per level.
  */
 
 const PROCESSES = 8
@@ -38,11 +39,14 @@ const REFILLING = {
   global: { capacity: 2000, refill: 2000 },
 }
 
+const libraries = ['ioredis', 'node-redis'] as const
+
 let prefixCount = 0
 const freshPrefix = (name: string) => `fleet${++prefixCount}-${name}:`
 
 interface Target {
   redis: HammerConfig['redis']
+  library: NonNullable<HammerConfig['library']>
   client: () => Promise<Redis | Cluster>
 }
 
@@ -55,6 +59,7 @@ async function hammer(
   const prefix = freshPrefix(name)
   const fleet = await startFleet(PROCESSES, {
     redis: target.redis,
+    library: target.library,
     prefix,
     levels: LEVELS,
     policies,
@@ -192,26 +197,25 @@ function describeTarget(
   })
 }
 
-describeTarget('single Redis node', async () => {
-  const server: RedisServer = await startRedis()
-  return {
-    target: { redis: { url: server.url }, client: () => connect(server.url) },
-    stop: () => server.stop(),
-  }
-}, ['default'])
+for (const library of libraries) {
+  describeTarget(`single Redis node, ${library}`, async () => {
+    const server: RedisServer = await startRedis()
+    return {
+      target: { redis: { url: server.url }, library, client: () => connect(server.url) },
+      stop: () => server.stop(),
+    }
+  }, ['default'])
 
-describeTarget('3-master Redis Cluster', async () => {
-  const cluster: RedisCluster = await startRedisCluster({ masters: 3 })
-  return {
-    target: {
-      redis: { cluster: cluster.nodes },
-      client: () => connectCluster(cluster.nodes),
-    },
-    stop: () => cluster.stop(),
-  }
-}, ['default', 'one'])
+  describeTarget(`3-master Redis Cluster, ${library}`, async () => {
+    const cluster: RedisCluster = await startRedisCluster({ masters: 3 })
+    return {
+      target: { redis: { cluster: cluster.nodes }, library, client: () => connectCluster(cluster.nodes) },
+      stop: () => cluster.stop(),
+    }
+  }, ['default', 'one'])
+}
 
-describe('NOSCRIPT reloads never double-count', () => {
+describe.each(libraries)('NOSCRIPT reloads never double-count (%s)', (library) => {
   let server: RedisServer
   beforeAll(async () => {
     server = await startRedis()
@@ -224,7 +228,7 @@ describe('NOSCRIPT reloads never double-count', () => {
     let flushes = 0
     let stopFlushing = false
     const { reports, peek } = await hammer(
-      { redis: { url: server.url }, client: () => connect(server.url) },
+      { redis: { url: server.url }, library, client: () => connect(server.url) },
       'noscript',
       FIXED,
       {
@@ -242,7 +246,7 @@ describe('NOSCRIPT reloads never double-count', () => {
     stopFlushing = true
     checkClean(reports)
     const admitted = sum(reports, (r) => r.admitted)
-    summary('NOSCRIPT under load', { ...figures(reports), flushes })
+    summary(`NOSCRIPT under load, ${library}`, { ...figures(reports), flushes })
     expect(flushes).toBeGreaterThan(10)
     expect(admitted).toBe(FIXED.org.capacity)
     expect(peek.levels.map((l) => l.remaining)).toEqual([

@@ -1,10 +1,11 @@
 // One app server hammering one hot tenant through the Redis store. argv[2] is JSON:
-// { redis: { url } | { cluster: [{ host, port }] }, prefix, levels, policies, subject, hashTag?: 'one',
+// { redis: { url } | { cluster: [{ host, port }] }, library?: 'ioredis' | 'node-redis', prefix, levels, policies, subject, hashTag?: 'one',
 //   onStoreError, expectedServers, timeoutMs, cooldownMs, concurrency, durationMs, maxRequests, bucketMs }
 // Prints {"ready":true} once connected, waits for {"go":true} on stdin, hammers, then prints one report:
 // admitted and refused counts, latencies, Redis-clock span of shared decisions, a timeline of shared and
 // degraded decisions per bucketMs of wall time, and the local-fallback episodes.
 import { createInterface } from 'node:readline'
+import { createClient, createCluster } from '@redis/client'
 import { createLimiter } from '@tollgate/core'
 import { redisStore } from '@tollgate/redis'
 import { Cluster, Redis } from 'ioredis'
@@ -16,21 +17,32 @@ process.on('unhandledRejection', (reason) => {
 
 const config = JSON.parse(process.argv[2])
 // Fail fast while Redis is down, reconnect quickly once it is back (the settings the README asks for).
-const clientOptions = {
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 0,
-  retryStrategy: (times) => Math.min(times * 20, 100),
-  lazyConnect: true,
+const retry = (times) => Math.min(times * 20, 100)
+function ioredisClient() {
+  const clientOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: retry,
+    lazyConnect: true,
+  }
+  return config.redis.cluster
+    ? new Cluster(config.redis.cluster, {
+        enableOfflineQueue: false,
+        redisOptions: clientOptions,
+        clusterRetryStrategy: retry,
+        slotsRefreshTimeout: 500,
+        lazyConnect: true,
+      })
+    : new Redis(config.redis.url, clientOptions)
 }
-const client = config.redis.cluster
-  ? new Cluster(config.redis.cluster, {
-      enableOfflineQueue: false,
-      redisOptions: clientOptions,
-      clusterRetryStrategy: (times) => Math.min(times * 20, 100),
-      slotsRefreshTimeout: 500,
-      lazyConnect: true,
-    })
-  : new Redis(config.redis.url, clientOptions)
+function nodeRedisClient() {
+  const defaults = { disableOfflineQueue: true, socket: { reconnectStrategy: retry } }
+  return config.redis.cluster
+    ? createCluster({ rootNodes: config.redis.cluster.map((socket) => ({ socket })), defaults })
+    : createClient({ url: config.redis.url, ...defaults })
+}
+const nodeRedis = config.library === 'node-redis'
+const client = nodeRedis ? nodeRedisClient() : ioredisClient()
 client.on('error', () => {
   // Outages are expected here; the limiter reports them through its events.
 })
@@ -131,7 +143,8 @@ const pct = (p) =>
   latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : 0
 await limiter.close()
 await store.close?.()
-client.disconnect()
+if (nodeRedis) client.destroy()
+else client.disconnect()
 process.stdout.write(
   `${JSON.stringify({
     pid: process.pid,

@@ -4,6 +4,8 @@ import { type ChildRun, runChild } from './child'
 
 export interface HammerConfig {
   redis: { url: string } | { cluster: readonly { host: string; port: number }[] }
+  /** The client library each app server uses. Default ioredis. */
+  library?: 'ioredis' | 'node-redis'
   prefix: string
   levels: readonly string[]
   policies: Record<string, PolicyInput>

@@ -1,10 +1,10 @@
 import { normalizePolicy } from '@tollgate/core/store'
-import type { Cluster, Redis } from 'ioredis'
+import { type RedisClient, storeClient } from './client.js'
 import { type HashTag, legacyRegistryKeys } from './keys.js'
 import { redisStore } from './store.js'
 
 export interface MigrateOptions {
-  client: Redis | Cluster
+  client: RedisClient
   prefix?: string
   hashTag?: HashTag
 }
@@ -29,7 +29,7 @@ export async function migrateRegistry(options: MigrateOptions): Promise<MigrateR
   const prefix = options.prefix ?? 'tollgate:'
   const store = redisStore({ client: options.client, prefix, hashTag: options.hashTag, timeoutMs: 10_000 })
   const [tierKey, assignmentKey, bucketKey] = legacyRegistryKeys(prefix) as [string, string, string]
-  const client = options.client
+  const client = storeClient(options.client)
   const [tiers, assignments, buckets] = await Promise.all([
     client.hgetall(tierKey),
     client.hgetall(assignmentKey),

@@ -9,7 +9,7 @@ import {
   type TierEntry,
   TollgateError,
 } from '@tollgate/core/store'
-import type { Cluster, Redis } from 'ioredis'
+import type { Listener, StoreClient } from './client.js'
 import { escapeValue, parseAssignments, parseBuckets, parseIds, unescapeValue } from './history.js'
 import { entryKey, legacyRegistryKeys, registryChannel, tierHashKey, tierVersionKey } from './keys.js'
 import { entryWriteSource, type Script, script, tierWriteSource } from './scripts.js'
@@ -30,13 +30,13 @@ const tierWriteScript = script(tierWriteSource)
  */
 export class RedisRegistry implements RegistryStore {
   private readonly listeners = new Set<(change?: RegistryChange) => void>()
-  private subscriber: Redis | Cluster | undefined
+  private subscriber: Listener | undefined
   private timer: NodeJS.Timeout | undefined
   private seenVersion: string | null | undefined
   private readonly channel: string
 
   constructor(
-    private readonly client: Redis | Cluster,
+    private readonly client: StoreClient,
     private readonly prefix: string,
     private readonly checkMs: number,
     private readonly bucketKey: (level: string, key: string) => string,
@@ -153,29 +153,12 @@ export class RedisRegistry implements RegistryStore {
 
   private start(): void {
     if (this.subscriber) return
-    // The subscriber may queue: SUBSCRIBE replayed after a reconnect is harmless, unlike a decision.
-    const subscriber = this.client.isCluster
-      ? (this.client as Cluster).duplicate([], { enableOfflineQueue: true })
-      : (this.client as Redis).duplicate({ enableOfflineQueue: true })
-    this.subscriber = subscriber
-    subscriber.on('error', () => {
-      // Outages are reported by the decision path; the version check covers what was missed.
-    })
-    subscriber.on('message', (channel: string, message: string) => {
-      if (channel === this.channel) this.notify(parseChange(message))
-    })
-    const listen = () => {
-      // Every (re)connect subscribes again, whatever ioredis kept: a SUBSCRIBE queued while Redis was down
-      // at start is dropped. Changes made while nobody listened: reload once listening.
-      subscriber.subscribe(this.channel).then(
-        () => this.notify(),
-        () => undefined,
-      )
-    }
-    subscriber.on('ready', listen)
-    if (subscriber.status === 'ready') listen()
-    // A client made with lazyConnect hands its duplicate the same setting: connect it now.
-    else if (subscriber.status === 'wait') subscriber.connect().catch(() => undefined)
+    // Changes made while nobody listened: reload once listening, after every (re)subscription.
+    this.subscriber = this.client.listen(
+      this.channel,
+      (message) => this.notify(parseChange(message)),
+      () => this.notify(),
+    )
     void this.checkVersion()
     this.timer = setInterval(() => void this.checkVersion(), this.checkMs)
     this.timer.unref?.()

@@ -16,16 +16,19 @@ import {
   TollgateError,
 } from '@tollgate/core/store'
 import calculateSlot from 'cluster-key-slot'
-import type { Cluster, Redis } from 'ioredis'
 import { Batcher, type Job } from './batch.js'
+import { type RedisClient, storeClient } from './client.js'
 import { escapeValue, unescapeValue } from './history.js'
 import { bucketKey, entryKey, type HashTag } from './keys.js'
 import { RedisRegistry } from './registry.js'
 import { decisionScript, type Script } from './scripts.js'
 
 export interface RedisStoreOptions {
-  /** An ioredis `Redis` or `Cluster` created with `enableOfflineQueue: false`. The store never closes it. */
-  client: Redis | Cluster
+  /**
+   * An ioredis `Redis` or `Cluster` created with `enableOfflineQueue: false`, or a node-redis client
+   * (`createClient`) or cluster (`createCluster`) with `disableOfflineQueue: true`. The store never closes it.
+   */
+  client: RedisClient
   /** Prefix of every key and of the pub/sub channel. No `{` or `}`. Default `tollgate:`. */
   prefix?: string
   /** ms each store call may take before it fails with ERR_TOLLGATE_STORE_TIMEOUT. Default 50. */
@@ -101,20 +104,7 @@ export type RedisStore = Store & { ready(): Promise<void> }
 
 export function redisStore(options: RedisStoreOptions): RedisStore {
   if (typeof options !== 'object' || options === null) throw optionError('options', options, 'an object')
-  const { client } = options
-  if (typeof client !== 'object' || client === null || typeof client.evalsha !== 'function') {
-    throw optionError('client', client, 'an ioredis Redis or Cluster')
-  }
-  const offlineQueue = client.options?.enableOfflineQueue
-  if (offlineQueue !== false) {
-    throw new TollgateError(
-      ErrorCode.InvalidOption,
-      'client.options.enableOfflineQueue must be false: a queued decision replayed after an outage counts twice ' +
-        'and waits forever meanwhile. Create the client with new Redis({ ..., enableOfflineQueue: false }) ' +
-        '(or new Cluster(nodes, { enableOfflineQueue: false })).',
-      { field: 'client.options.enableOfflineQueue', value: offlineQueue },
-    )
-  }
+  const client = storeClient(options.client)
   const prefix = options.prefix ?? 'tollgate:'
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
     throw optionError('prefix', prefix, 'a string without { or } (hash tags are placed by the store)')
@@ -135,30 +125,23 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   if (clock !== undefined && typeof clock !== 'function') throw optionError('clock', clock, 'a function')
   if (hashTag !== undefined && typeof hashTag !== 'function')
     throw optionError('hashTag', hashTag, 'a function')
-  const isCluster = (client as { isCluster?: boolean }).isCluster === true
+  const isCluster = client.isCluster
   const slack = clock ? testClockSlackMs : 0
   const nowArg = () => (clock ? String(Math.floor(clock())) : '')
   const keyOf = (level: string, key: string) => bucketKey(prefix, level, key, hashTag)
 
   // A client that never connected yet is waited for (bounded by the timeout): it is not a failing store.
   // One that lost its connection fails at once, so the fallback decides without waiting.
-  let everReady = client.status === 'ready'
-  if (!everReady) client.once('ready', () => (everReady = true))
+  let everReady = client.ready
+  if (!everReady)
+    client.nextReady().then(
+      () => (everReady = true),
+      () => undefined,
+    )
   function connected(): Promise<void> | undefined {
-    if (everReady || client.status === 'ready') return undefined
-    if (client.status === 'end') return Promise.reject(new Error('connection is closed'))
-    return new Promise((resolve, reject) => {
-      const ready = () => {
-        client.off('end', ended)
-        resolve()
-      }
-      const ended = () => {
-        client.off('ready', ready)
-        reject(new Error('connection ended'))
-      }
-      client.once('ready', ready)
-      client.once('end', ended)
-    })
+    if (everReady || client.ready) return undefined
+    if (client.ended) return Promise.reject(new Error('connection is closed'))
+    return client.nextReady()
   }
 
   /** Bounds a call by timeoutMs (waiting for the connection included); a call failing after it is still caught. */
@@ -194,10 +177,10 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     args: readonly (string | number)[],
   ): Promise<unknown> {
     try {
-      return await client.evalsha(s.sha, keys.length, ...keys, ...args)
+      return await client.evalsha(s.sha, keys, args)
     } catch (error) {
       if (!isNoScript(error)) throw error
-      return await client.eval(s.source, keys.length, ...keys, ...args)
+      return await client.eval(s.source, keys, args)
     }
   }
 
@@ -210,8 +193,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       if (scripts.size >= 8) scripts.delete(scripts.keys().next().value!)
       scripts.set(book.version, s)
       // Loaded ahead, so the first decision rarely pays for compiling it (NOSCRIPT → EVAL still covers it).
-      if (client.status === 'ready' && !isCluster)
-        (client as Redis).script('LOAD', s.source).catch(() => undefined)
+      if (client.ready && !isCluster) client.loadScript(s.source).catch(() => undefined)
     }
     return s
   }

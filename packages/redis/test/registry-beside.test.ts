@@ -1,9 +1,9 @@
 import { createLimiter, ErrorCode, type PolicyInput } from '@tollgate/core'
 import { type RedisServer, startRedis } from '@tollgate/testkit'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrateRegistry, redisStore } from '../src/index.js'
-import { connect, uniquePrefix, within } from './helpers.js'
+import { clientKinds, connect, open, uniquePrefix, within } from './helpers.js'
 
 /**
  * The registry beside its buckets (issue 10): one script call per decision whatever the registry holds,
@@ -11,7 +11,7 @@ import { connect, uniquePrefix, within } from './helpers.js'
  * refused old layout.
  */
 let server: RedisServer
-const clients: Redis[] = []
+const clients: { disconnect(): void }[] = []
 
 beforeAll(async () => {
   server = await startRedis()
@@ -148,76 +148,80 @@ describe('the registry beside its buckets', () => {
     await limiter.close()
   })
 
-  it('hears tier changes when the app started before Redis did', async () => {
-    const late = await startRedis()
-    try {
-      await late.down()
-      const early = new Redis({
-        host: '127.0.0.1',
-        port: late.port,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => 50,
-      })
-      early.on('error', () => {})
-      clients.push(early)
-      const prefix = uniquePrefix()
-      const checkMs = 200
-      const app = createLimiter({
-        store: redisStore({ client: early, prefix, timeoutMs: 500, registryRefreshMs: checkMs }),
-        levels: ['user'],
-        tiers: userTiers,
-      })
-      expect((await app.check('u', { cost: 0 })).degraded).toBe('local')
-      await late.up()
-      await within(5000, async () => early.status === 'ready')
-      expect(await app.check('u', { cost: 0 })).toMatchObject({ limit: 10 })
-      const other = await connect(late.port)
-      clients.push(other)
-      const admin = createLimiter({
-        store: redisStore({ client: other, prefix, timeoutMs: 2000 }),
-        levels: ['user'],
-        tiers: userTiers,
-      })
-      await admin.updateLimits('free', { user: perSecond(7) })
-      const ms = await within(2 * checkMs + 500, async () => (await app.check('u', { cost: 0 })).limit === 7)
-      console.info(
-        `tier change reached the server that started before Redis after ${ms} ms (version check every ${checkMs} ms)`,
-      )
-      await app.close()
-      await admin.close()
-    } finally {
-      await late.stop()
-    }
-  })
+  for (const kind of clientKinds) {
+    it(`hears tier changes when the app started before Redis did (${kind})`, async () => {
+      const late = await startRedis()
+      try {
+        await late.down()
+        const early = await open(kind, late.port, { connect: false })
+        clients.push(early)
+        const prefix = uniquePrefix()
+        const checkMs = 200
+        const app = createLimiter({
+          store: redisStore({ client: early.client, prefix, timeoutMs: 500, registryRefreshMs: checkMs }),
+          levels: ['user'],
+          tiers: userTiers,
+        })
+        expect((await app.check('u', { cost: 0 })).degraded).toBe('local')
+        await late.up()
+        await within(5000, async () => early.ready)
+        expect(await app.check('u', { cost: 0 })).toMatchObject({ limit: 10 })
+        const other = await connect(late.port)
+        clients.push(other)
+        const admin = createLimiter({
+          store: redisStore({ client: other, prefix, timeoutMs: 2000 }),
+          levels: ['user'],
+          tiers: userTiers,
+        })
+        await admin.updateLimits('free', { user: perSecond(7) })
+        const ms = await within(
+          2 * checkMs + 500,
+          async () => (await app.check('u', { cost: 0 })).limit === 7,
+        )
+        console.info(
+          `tier change reached the server that started before Redis after ${ms} ms (version check every ${checkMs} ms)`,
+        )
+        await app.close()
+        await admin.close()
+      } finally {
+        await late.stop()
+      }
+    })
 
-  it('refuses a registry in the old layout with a clear error, and migrateRegistry moves it', async () => {
-    const c = await client()
-    const prefix = uniquePrefix()
-    await c.hset(`${prefix}{registry}:assignment`, 'user\u0000old-tenant', JSON.stringify('premium'))
-    await c.hset(`${prefix}{registry}:bucket`, 'user\u0000vip', JSON.stringify(perSecond(3)))
-    await c.hset(`${prefix}{registry}:tier`, 'free\u0000user', JSON.stringify(perSecond(20)))
-    const limiter = createLimiter({
-      store: redisStore({ client: c, prefix, timeoutMs: 2000 }),
-      levels: ['user'],
-      tiers: userTiers,
+    it(`refuses a registry in the old layout with a clear error, and migrateRegistry moves it (${kind})`, async () => {
+      const c = await client()
+      const migrating = await open(kind, server.port)
+      clients.push(migrating)
+      const prefix = uniquePrefix()
+      await c.hset(`${prefix}{registry}:assignment`, 'user\u0000old-tenant', JSON.stringify('premium'))
+      await c.hset(`${prefix}{registry}:bucket`, 'user\u0000vip', JSON.stringify(perSecond(3)))
+      await c.hset(`${prefix}{registry}:tier`, 'free\u0000user', JSON.stringify(perSecond(20)))
+      const limiter = createLimiter({
+        store: redisStore({ client: c, prefix, timeoutMs: 2000 }),
+        levels: ['user'],
+        tiers: userTiers,
+      })
+      await expect(limiter.check('old-tenant')).rejects.toMatchObject({
+        code: ErrorCode.StoreLayout,
+        message: expect.stringContaining('migrateRegistry'),
+      })
+      expect(await migrateRegistry({ client: migrating.client, prefix })).toEqual({
+        tiers: 1,
+        assignments: 1,
+        buckets: 1,
+      })
+      const fresh = createLimiter({
+        store: redisStore({ client: c, prefix, timeoutMs: 2000 }),
+        levels: ['user'],
+        tiers: userTiers,
+      })
+      expect(await fresh.check('old-tenant', { cost: 0 })).toMatchObject({ tier: 'premium', limit: 100 })
+      expect(await fresh.check('vip', { cost: 0 })).toMatchObject({ limit: 3 })
+      expect(await fresh.check('someone', { cost: 0 })).toMatchObject({ tier: 'free', limit: 20 })
+      await limiter.close()
+      await fresh.close()
     })
-    await expect(limiter.check('old-tenant')).rejects.toMatchObject({
-      code: ErrorCode.StoreLayout,
-      message: expect.stringContaining('migrateRegistry'),
-    })
-    expect(await migrateRegistry({ client: c, prefix })).toEqual({ tiers: 1, assignments: 1, buckets: 1 })
-    const fresh = createLimiter({
-      store: redisStore({ client: c, prefix, timeoutMs: 2000 }),
-      levels: ['user'],
-      tiers: userTiers,
-    })
-    expect(await fresh.check('old-tenant', { cost: 0 })).toMatchObject({ tier: 'premium', limit: 100 })
-    expect(await fresh.check('vip', { cost: 0 })).toMatchObject({ limit: 3 })
-    expect(await fresh.check('someone', { cost: 0 })).toMatchObject({ tier: 'free', limit: 20 })
-    await limiter.close()
-    await fresh.close()
-  })
+  }
 })
 
 function decodeVarints(bytes: Buffer): number[] {

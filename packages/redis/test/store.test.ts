@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto'
+import { createClient, createCluster } from '@redis/client'
 import { ErrorCode, normalizePolicy, type Policy, TollgateError } from '@tollgate/core'
 import { InProcessStore } from '@tollgate/core/store'
 import { consumeOps, manualClock, type RedisServer, startRedis, type TestOp } from '@tollgate/testkit'
 import fc from 'fast-check'
 import { Cluster, Redis } from 'ioredis'
+import { createClient as createClientV5, createCluster as createClusterV5 } from 'redis-v5'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { redisStore } from '../src/index.js'
+import { type RedisClient, redisStore } from '../src/index.js'
 import { connect, uniquePrefix } from './helpers.js'
 
 let server: RedisServer
@@ -45,6 +47,40 @@ describe('options', () => {
     expect(error.message).toContain('counts twice')
     const cluster = new Cluster([{ host: '127.0.0.1', port: server.port }], { lazyConnect: true })
     expectOptionError(() => redisStore({ client: cluster }), 'client.options.enableOfflineQueue')
+  })
+
+  it('refuses a node-redis client or cluster that queues commands while disconnected, saying how to fix it', () => {
+    const url = `redis://127.0.0.1:${server.port}`
+    const rootNodes = [{ url }]
+    type Options = { url?: string; disableOfflineQueue?: boolean }
+    type ClusterOptions = { rootNodes: { url: string }[]; defaults?: Options }
+    const libraries: [(o: Options) => RedisClient, (o: ClusterOptions) => RedisClient][] = [
+      [(o) => createClient(o), (o) => createCluster(o)],
+      [(o) => createClientV5(o), (o) => createClusterV5(o)],
+    ]
+    for (const [create, createCl] of libraries) {
+      // The default (disableOfflineQueue: false) and an explicit false are both refused.
+      for (const client of [create({ url }), create({ url, disableOfflineQueue: false })]) {
+        const error = expectOptionError(() => redisStore({ client }), 'client.options.disableOfflineQueue')
+        expect(error.message).toContain('disableOfflineQueue: true')
+        expect(error.message).toContain('counts twice')
+      }
+      for (const cluster of [
+        createCl({ rootNodes }),
+        createCl({ rootNodes, defaults: { disableOfflineQueue: false } }),
+      ]) {
+        const error = expectOptionError(
+          () => redisStore({ client: cluster }),
+          'client.options.defaults.disableOfflineQueue',
+        )
+        expect(error.message).toContain('defaults: { disableOfflineQueue: true }')
+      }
+      // Made right, neither is refused (nor connected: the store never opens a client).
+      const client = create({ url, disableOfflineQueue: true })
+      void redisStore({ client }).close?.()
+      const cluster = createCl({ rootNodes, defaults: { disableOfflineQueue: true } })
+      void redisStore({ client: cluster }).close?.()
+    }
   })
 
   it('names the bad option and value', () => {
