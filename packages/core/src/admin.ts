@@ -113,7 +113,8 @@ export function adminMethods(config: LimiterConfig, store: Store, tierBook: Tier
       // One registry entry per (tier, level): concurrent changes of different levels never overwrite each other.
       for (const [index, policy] of parsed)
         await store.registry.writeTier(tier, levelNames[index]!, policy.id)
-      await tierBook.load()
+      // A read already in flight began before the write: this process's next decision must see it.
+      await tierBook.load(true)
     },
   }
 }

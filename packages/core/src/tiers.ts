@@ -36,12 +36,19 @@ export class TierBook {
     return !this.loaded
   }
 
-  /** Reads the registry's tier changes; concurrent calls share one read. */
-  load(): Promise<void> {
+  /**
+   * Reads the registry's tier changes; concurrent calls share one read. `fresh`: the read must start after
+   * this call (a change this process just wrote must be in it), so one already in flight does not count.
+   */
+  load(fresh = false): Promise<void> {
     if (this.registry.tiersNow) {
       this.apply(this.registry.tiersNow())
       this.loaded = true
       return Promise.resolve()
+    }
+    if (fresh && this.loading) {
+      const after = this.loading.catch(() => undefined).then(() => this.load())
+      return after
     }
     this.loading ??= this.read().finally(() => {
       this.loading = undefined
