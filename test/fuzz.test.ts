@@ -443,15 +443,16 @@ describe('bad input: fuzzing every entry point (issue 6, item 4)', () => {
                 : [{ level, key: levelKeys[i]!, policy: tiers[tierName]![level]! }],
             )
             const now = clock.now()
-            const buckets = ops.map((op) => {
-              const id = `${op.level}\u0000${op.key}`
-              const bucket = models.get(id) ?? new ModelBucket(op.policy, now)
-              models.set(id, bucket)
-              return bucket
-            })
+            // Decided on copies: only a charge keeps what the decision saw (a look or a refusal writes nothing,
+            // so a policy met on the way is taken when the bucket is next charged).
+            const ids = ops.map((op) => `${op.level}\u0000${op.key}`)
+            const buckets = ops.map(
+              (op, i) => models.get(ids[i]!)?.clone() ?? new ModelBucket(op.policy, now),
+            )
             const fits = buckets.map((b, i) => b.wouldFit(ops[i]!.policy, now, wanted))
             const allowed = fits.every(Boolean)
             const expected = buckets.map((b) => b.settle(wanted, allowed && wanted > 0))
+            if (allowed && wanted > 0) for (const [i, b] of buckets.entries()) models.set(ids[i]!, b)
             expect(decision.allowed).toBe(allowed)
             expect(decision.tier).toBe(tierName)
             expect(decision.levels.map((l) => [l.level, l.key])).toEqual(ops.map((op) => [op.level, op.key]))

@@ -28,8 +28,17 @@ const rememberedTenants = 100_000
  * It never writes to the shared store, so nothing decided here can put another tier's policy there.
  */
 export class Fallback {
-  private readonly seen = new LRUCache<string, Seen>({ max: rememberedTenants })
-  private readonly states = new LRUCache<string, BucketState>({ max: rememberedTenants })
+  // Made on first use: lru-cache sizes its arrays for `max` up front, and most limiters never fall back.
+  private seenCache: LRUCache<string, Seen> | undefined
+  private statesCache: LRUCache<string, BucketState> | undefined
+  private get seen(): LRUCache<string, Seen> {
+    this.seenCache ??= new LRUCache<string, Seen>({ max: rememberedTenants })
+    return this.seenCache
+  }
+  private get states(): LRUCache<string, BucketState> {
+    this.statesCache ??= new LRUCache<string, BucketState>({ max: rememberedTenants })
+    return this.statesCache
+  }
   private readonly shares = new Map<string, Policy>()
 
   constructor(
@@ -47,7 +56,7 @@ export class Fallback {
       const id = bucketId(book.levels[level.levelIndex]!, level.key)
       if (notable || level.custom)
         this.seen.set(id, { tier: result.tier, custom: level.custom ? level.policy : undefined })
-      else if (this.seen.size > 0) this.seen.delete(id)
+      else if (this.seenCache && this.seenCache.size > 0) this.seenCache.delete(id)
     }
   }
 
