@@ -110,13 +110,25 @@ export class Batcher {
       for (const key of job.keys) keys.push(key)
       for (const arg of job.args) body.push(arg)
     }
+    // A call that has not answered within the timeout stops counting as in flight: a hung or retried
+    // command must not hold back the decisions queued behind it.
+    let counted = true
+    const release = () => {
+      if (!counted) return
+      counted = false
+      this.done()
+    }
+    const stuck = setTimeout(release, this.options.timeoutMs)
+    stuck.unref?.()
     this.options.send(first.script, keys, [...args, 'run', ...body]).then(
       (reply) => {
-        this.done()
+        clearTimeout(stuck)
+        release()
         this.answer(batch, reply)
       },
       (error: unknown) => {
-        this.done()
+        clearTimeout(stuck)
+        release()
         this.fail(batch, error)
         // It may have run before its answer was lost: cancel it (Redis runs this after it, if it is queued).
         if (this.options.recordMs > 0 && isConnectionError(error)) {
