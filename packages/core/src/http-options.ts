@@ -132,7 +132,7 @@ export function limiterFromOptions(options: {
   return createLimiter({ policy: { capacity: limit, refill: { tokens: limit, per: per ?? '1m' } } })
 }
 
-interface LimiterSource {
+export interface LimiterSource {
   limiter?: Limiter | undefined
   limit?: number | undefined
   per?: Duration | undefined

@@ -11,7 +11,13 @@ export {
   retryAfterSeconds,
 } from '../headers.js'
 export { createHttpGate, isClientError, tierScopedKey } from '../http.js'
-export { HTTP_OPTION_NAMES, limiterFromOptions, routeOverScope, withSharedLimiter } from '../http-options.js'
+export {
+  HTTP_OPTION_NAMES,
+  type LimiterSource,
+  limiterFromOptions,
+  routeOverScope,
+  withSharedLimiter,
+} from '../http-options.js'
 export {
   type ClientInfo,
   type HttpGate,
