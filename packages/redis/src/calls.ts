@@ -184,12 +184,19 @@ export class ScriptCalls {
   }
 }
 
+/** A decision and, per level of it, the debt Redis found (what local refusals age). */
+export interface Decided {
+  readonly result: DecideResult
+  readonly debts: readonly number[]
+}
+
 /** The Decision's levels from the groups' replies: core's maths on the debts Redis returned. */
-export function toResult(request: DecideRequest, replies: GroupReply[], allowed: boolean): DecideResult {
+export function toResult(request: DecideRequest, replies: GroupReply[], allowed: boolean): Decided {
   const first = replies[0]!
   const byIndex = new Map<number, GroupReply['levels'][number]>()
   for (const r of replies) for (const level of r.levels) byIndex.set(level.index, level)
   const levels: LevelResult[] = []
+  const debts: number[] = []
   const charge = allowed && request.cost > 0
   for (let i = 0; i < request.keys.length; i++) {
     const level = byIndex.get(i)
@@ -217,6 +224,7 @@ export function toResult(request: DecideRequest, replies: GroupReply[], allowed:
       retryAfterMs,
       delayMs,
     })
+    debts.push(level.debt)
   }
-  return { allowed, now: first.now, tier: first.tier, levels }
+  return { result: { allowed, now: first.now, tier: first.tier, levels }, debts }
 }

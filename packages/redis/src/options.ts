@@ -26,6 +26,12 @@ export interface RedisStoreOptions {
    */
   rememberCallsMs?: number
   /**
+   * Most refusals remembered to answer locally (exact: see the README's "Local refusals"). A refused chain
+   * asked again at the same cost before its retry time is refused without a Redis call. Default 10000; 0
+   * turns it off.
+   */
+  localRefusals?: number
+  /**
    * TESTS ONLY. Decisions normally take time from Redis (`TIME` inside the script), so app servers'
    * clocks never matter. With `clock`, the script receives `now` from this function instead, and keys
    * expire 10 minutes after the test clock says their bucket is full (real time does not follow it).
@@ -40,6 +46,7 @@ export interface StoreConfig {
   readonly timeoutMs: number
   readonly registryRefreshMs: number
   readonly rememberCallsMs: number
+  readonly localRefusals: number
   readonly hashTag: HashTag | undefined
   readonly clock: Clock | undefined
   /** ms keys outlive their computed expiry: real time does not follow a test clock. */
@@ -52,7 +59,7 @@ export function optionError(field: string, value: unknown, expectation: string):
   return invalid(ErrorCode.InvalidOption, field, value, expectation)
 }
 
-function parseMs(
+function parseNumber(
   value: unknown,
   field: string,
   fallback: number,
@@ -73,19 +80,26 @@ export function parseStoreOptions(options: RedisStoreOptions): StoreConfig {
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
     throw optionError('prefix', prefix, 'a string without { or } (hash tags are placed by the store)')
   }
-  const timeoutMs = parseMs(options.timeoutMs, 'timeoutMs', 50, 'a finite number of ms above 0', positive)
-  const registryRefreshMs = parseMs(
+  const timeoutMs = parseNumber(options.timeoutMs, 'timeoutMs', 50, 'a finite number of ms above 0', positive)
+  const registryRefreshMs = parseNumber(
     options.registryRefreshMs,
     'registryRefreshMs',
     1000,
     'a finite number of ms above 0',
     positive,
   )
-  const rememberCallsMs = parseMs(
+  const rememberCallsMs = parseNumber(
     options.rememberCallsMs,
     'rememberCallsMs',
     10_000,
     'a whole number of ms, 0 or more',
+    (n) => Number.isInteger(n) && n >= 0,
+  )
+  const localRefusals = parseNumber(
+    options.localRefusals,
+    'localRefusals',
+    10_000,
+    'a whole number of refusals, 0 or more',
     (n) => Number.isInteger(n) && n >= 0,
   )
   const { clock, hashTag } = options
@@ -98,6 +112,7 @@ export function parseStoreOptions(options: RedisStoreOptions): StoreConfig {
     timeoutMs,
     registryRefreshMs,
     rememberCallsMs,
+    localRefusals,
     hashTag,
     clock,
     expirySlackMs: clock ? testClockSlackMs : 0,

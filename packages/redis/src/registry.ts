@@ -41,6 +41,8 @@ export class RedisRegistry implements RegistryStore {
     private readonly bounded: Bounded,
     private readonly run: Run,
     private readonly clock: Clock | undefined,
+    /** Told of every change, before any listener, and of every write made here once it is done. */
+    private readonly onChange: (change?: RegistryChange) => void = () => undefined,
   ) {
     this.channel = registryChannel(prefix)
   }
@@ -78,6 +80,7 @@ export class RedisRegistry implements RegistryStore {
         ],
       ),
     )
+    this.onChange({ kind, level, key })
     return reply === 1
   }
 
@@ -123,6 +126,7 @@ export class RedisRegistry implements RegistryStore {
         ],
       ),
     )
+    this.onChange({ kind: 'tier' })
   }
 
   subscribe(listener: (change?: RegistryChange) => void): () => void {
@@ -140,6 +144,7 @@ export class RedisRegistry implements RegistryStore {
   }
 
   private notify(change?: RegistryChange): void {
+    this.onChange(change)
     for (const listener of this.listeners) {
       try {
         listener(change)

@@ -1,14 +1,19 @@
-import type { DecideRequest, DecideResult, RefundRequest, Store } from '@tollgate/core/store'
-import { type Chain, type GroupReply, ScriptCalls, slotGroups, toResult } from './calls.js'
+import type { DecideRequest, RefundRequest, RegistryChange, Store } from '@tollgate/core/store'
+import { type Chain, type Decided, type GroupReply, ScriptCalls, slotGroups, toResult } from './calls.js'
 import { connection } from './connection.js'
 import { bucketKey } from './keys.js'
 import { parseStoreOptions, type RedisStoreOptions } from './options.js'
+import { LocalRefusals } from './refusals.js'
 import { RedisRegistry } from './registry.js'
 
 export type { RedisStoreOptions } from './options.js'
 
 /** A Store in Redis; `ready()` resolves once the client is connected (bounded by timeoutMs). */
-export type RedisStore = Store & { ready(): Promise<void> }
+export type RedisStore = Store & {
+  ready(): Promise<void>
+  /** Refusals held to answer locally now (at most the `localRefusals` option). */
+  localRefusalsHeld(): number
+}
 
 /**
  * A Store in Redis or Redis Cluster: one Lua script reads a chain's states and the tenants' registry
@@ -35,7 +40,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     return { present, keys, groups }
   }
 
-  async function decide(request: DecideRequest): Promise<DecideResult> {
+  async function decide(request: DecideRequest): Promise<Decided> {
     const { present, keys, groups } = locate(request, false)
     if (groups.length === 1) {
       const reply = await calls.group('d', request, { present, keys, external: new Map() }, present)
@@ -83,6 +88,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     )
   }
 
+  const refusals = config.localRefusals > 0 ? new LocalRefusals(config.localRefusals, clock) : undefined
   const registry = new RedisRegistry(
     client,
     prefix,
@@ -91,6 +97,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     link.bounded,
     link.run,
     clock,
+    refusals && ((change) => dropChanged(refusals, change)),
   )
 
   return {
@@ -105,16 +112,37 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
         }
       }
       // Each script call is bounded by the batcher (which also undoes a charge answered too late).
-      return decide(request)
+      if (!refusals) return (await decide(request)).result
+      const local = refusals.answer(request)
+      if (local) return local
+      const ticket = refusals.ticket()
+      const decided = await decide(request)
+      if (!decided.result.allowed) refusals.remember(request, decided, ticket)
+      return decided.result
     },
-    refund: (request) => refund(request),
+    async refund(request) {
+      request.keys.forEach((key, i) => {
+        if (key !== undefined && request.policyIds[i] !== undefined)
+          refusals?.dropBucket(request.book.levels[i]!, key)
+      })
+      await refund(request)
+    },
     async reset(level, key) {
+      refusals?.dropBucket(level, key)
       return (await link.bounded(() => client.del(keyOf(level, key)))) > 0
     },
     ready: () => link.bounded(async () => undefined),
+    localRefusalsHeld: () => refusals?.size ?? 0,
     registry,
     async close() {
       await registry.close()
     },
   }
+}
+
+/** A change to one tenant drops what was remembered of it; anything wider drops everything. */
+function dropChanged(refusals: LocalRefusals, change: RegistryChange | undefined): void {
+  if (change?.kind !== 'tier' && change?.level !== undefined && change.key !== undefined) {
+    refusals.dropBucket(change.level, change.key)
+  } else refusals.dropAll()
 }
