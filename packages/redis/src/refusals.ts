@@ -35,6 +35,8 @@ export class LocalRefusals {
   private readonly entries: LRUCache<string, Entry>
   /** Bucket id → keys of the entries that hold it, to drop them on a change. */
   private readonly byBucket = new Map<string, Set<string>>()
+  /** Decisions answered here so far. */
+  answered = 0
   /** Bumped by every change: a reply to a call sent before it is not remembered. */
   private generation = 0
 
@@ -74,6 +76,7 @@ export class LocalRefusals {
     }
     // Never reached while the bound holds; should it be, Redis decides.
     if (allowed) return undefined
+    this.answered++
     return { allowed: false, now, tier: entry.tier, levels }
   }
 
@@ -109,6 +112,20 @@ export class LocalRefusals {
   /** A change to one tenant's bucket or registry entries. */
   dropBucket(level: string, key: string): void {
     this.generation++
+    this.forget(level, key)
+  }
+
+  /**
+   * A charge made here: the refusals holding the bucket stay right but their figures would lag, so they go.
+   * (A refusal whose call ran concurrently with the charge may still be remembered with the debt before it:
+   * its figures then lag by that charge, its decision does not.)
+   */
+  charged(result: DecideResult): void {
+    if (this.entries.size === 0) return
+    for (const level of result.levels) this.forget(level.level, level.key)
+  }
+
+  private forget(level: string, key: string): void {
     const keys = this.byBucket.get(bucketOf(level, key))
     if (keys) for (const k of [...keys]) this.entries.delete(k)
   }

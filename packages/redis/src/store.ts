@@ -11,8 +11,8 @@ export type { RedisStoreOptions } from './options.js'
 /** A Store in Redis; `ready()` resolves once the client is connected (bounded by timeoutMs). */
 export type RedisStore = Store & {
   ready(): Promise<void>
-  /** Refusals held to answer locally now (at most the `localRefusals` option). */
-  localRefusalsHeld(): number
+  /** Refusals held to answer locally now (at most the `localRefusals` option), and decisions so answered. */
+  localRefusalStats(): { held: number; answered: number }
 }
 
 /**
@@ -118,6 +118,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       const ticket = refusals.ticket()
       const decided = await decide(request)
       if (!decided.result.allowed) refusals.remember(request, decided, ticket)
+      else if (request.cost > 0) refusals.charged(decided.result)
       return decided.result
     },
     async refund(request) {
@@ -132,7 +133,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       return (await link.bounded(() => client.del(keyOf(level, key)))) > 0
     },
     ready: () => link.bounded(async () => undefined),
-    localRefusalsHeld: () => refusals?.size ?? 0,
+    localRefusalStats: () => ({ held: refusals?.size ?? 0, answered: refusals?.answered ?? 0 }),
     registry,
     async close() {
       await registry.close()
