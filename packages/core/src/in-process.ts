@@ -8,6 +8,7 @@ import type {
   DecideRequest,
   DecideResult,
   EntryKind,
+  FleetMembership,
   LevelResult,
   RefundRequest,
   RegistryChange,
@@ -154,6 +155,7 @@ export interface InProcessStoreOptions {
   onEvict?: (bucketId: string) => void
 }
 
+const soleServer: FleetMembership = { size: () => 1, leave: () => undefined }
 const noEntries: readonly (TenantEntries | undefined)[] = []
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
@@ -306,6 +308,11 @@ export class InProcessStore implements Store {
 
   async reset(level: string, key: string): Promise<boolean> {
     return this.states.delete(bucketId(level, key))
+  }
+
+  /** A store in one process is shared by no other server: a fleet of one. */
+  joinFleet(): FleetMembership {
+    return soleServer
   }
 
   /** A stored state at `now`, through every registry change since it was written; undefined when full. */

@@ -39,6 +39,7 @@ export type {
   DecideRequest,
   DecideResult,
   EntryKind,
+  FleetMembership,
   LevelResult,
   RefundRequest,
   RegistryChange,
