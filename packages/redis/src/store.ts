@@ -6,6 +6,7 @@ import {
   type DecideResult,
   describeValue,
   ErrorCode,
+  type FleetMembership,
   invalid,
   type LevelResult,
   type PolicyBook,
@@ -18,12 +19,13 @@ import {
 import calculateSlot from 'cluster-key-slot'
 import { Batcher, type Job } from './batch.js'
 import { type RedisClient, storeClient } from './client.js'
+import { type FleetOptions, Heartbeat, parseFleetOptions } from './heartbeat.js'
 import { escapeValue, unescapeValue } from './history.js'
-import { bucketKey, entryKey, type HashTag } from './keys.js'
+import { bucketKey, entryKey, fleetKey, type HashTag } from './keys.js'
 import { RedisRegistry } from './registry.js'
 import { decisionScript, type Script } from './scripts.js'
 
-export interface RedisStoreOptions {
+export interface RedisStoreOptions extends FleetOptions {
   /**
    * An ioredis `Redis` or `Cluster` created with `enableOfflineQueue: false`, or a node-redis client
    * (`createClient`) or cluster (`createCluster`) with `disableOfflineQueue: true`. The store never closes it.
@@ -100,7 +102,7 @@ interface GroupReply {
  * See the package README for the key layout, the Cluster error bound and failure behaviour.
  */
 /** A Store in Redis; `ready()` resolves once the client is connected (bounded by timeoutMs). */
-export type RedisStore = Store & { ready(): Promise<void> }
+export type RedisStore = Store & { ready(): Promise<void>; joinFleet(): FleetMembership }
 
 export function redisStore(options: RedisStoreOptions): RedisStore {
   if (typeof options !== 'object' || options === null) throw optionError('options', options, 'an object')
@@ -122,6 +124,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     throw optionError('rememberCallsMs', recordMs, 'a whole number of ms, 0 or more')
   }
   const { clock, hashTag } = options
+  const fleetTiming = parseFleetOptions(options)
   if (clock !== undefined && typeof clock !== 'function') throw optionError('clock', clock, 'a function')
   if (hashTag !== undefined && typeof hashTag !== 'function')
     throw optionError('hashTag', hashTag, 'a function')
@@ -411,6 +414,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   }
 
   const registry = new RedisRegistry(client, prefix, checkMs, keyOf, bounded, run, clock)
+  const heartbeat = new Heartbeat(fleetKey(prefix), bounded, run, fleetTiming)
 
   return {
     name: 'redis',
@@ -432,8 +436,9 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     },
     ready: () => bounded(async () => undefined),
     registry,
+    joinFleet: () => heartbeat.join(),
     async close() {
-      await registry.close()
+      await Promise.all([registry.close(), heartbeat.close()])
     },
   }
 }
