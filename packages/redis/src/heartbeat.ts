@@ -45,22 +45,28 @@ export function parseFleetOptions(options: FleetOptions): FleetTiming {
 
 /**
  * KEYS: the fleet's sorted set. ARGV: this server's member, expiry ms, '1' to leave. On Redis's clock:
- * stamps the member (or removes it), drops members older than the expiry, and answers how many are left.
+ * stamps the member (or removes it), drops members older than the expiry, and answers how many are left,
+ * whether this member was missing or expired before (the set was lost in a restart or failover, or every
+ * member outlived its expiry in an outage: the others may not have beaten again yet), and the time.
  * The set itself expires with its last member, so a fleet that is gone costs nothing.
  */
 const beatScript = script(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expiry = tonumber(ARGV[2])
+local since = now - expiry
+local fresh = 0
 if ARGV[3] == '1' then
   redis.call('ZREM', KEYS[1], ARGV[1])
 else
+  local last = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  if not last or tonumber(last) < since then fresh = 1 end
   redis.call('ZADD', KEYS[1], now, ARGV[1])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', now - expiry))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', since))
 local n = redis.call('ZCARD', KEYS[1])
 if n > 0 then redis.call('PEXPIRE', KEYS[1], expiry) end
-return n
+return { n, fresh, now }
 `)
 
 /**
@@ -68,6 +74,10 @@ return n
  * this store stamps its member in `<prefix>{fleet}:servers` every `intervalMs` (an unref'd timer), and keeps
  * the count the last answer gave. When Redis fails, the count stays as last seen: that is the fleet the
  * fallback divides by. Leaving (the last limiter closing, or the store closing) removes the member at once.
+ *
+ * A count may grow at once but shrink only once this server has beaten without a break for a whole expiry
+ * (on Redis's clock), when every live server has had time to beat: right after Redis comes back the set is
+ * being rebuilt, and a short second outage must not find a fleet of one.
  */
 export class Heartbeat {
   /** One member per store object: limiters sharing a store count once. */
@@ -75,6 +85,8 @@ export class Heartbeat {
   private joined = 0
   private timer: NodeJS.Timeout | undefined
   private count: number | undefined
+  /** Redis ms of the first beat of the current unbroken run; undefined after a failed beat. */
+  private runSince: number | undefined
   private beating = false
 
   constructor(
@@ -113,10 +125,14 @@ export class Heartbeat {
     if (this.beating) return
     this.beating = true
     try {
-      const n = Number(await this.send(''))
-      if (Number.isInteger(n) && n >= 1 && this.timer) this.count = n
+      const [n, fresh, now] = ((await this.send('')) as unknown[]).map(Number) as [number, number, number]
+      if (!Number.isInteger(n) || n < 1 || !Number.isFinite(now) || !this.timer) return
+      if (this.runSince === undefined || fresh === 1) this.runSince = now
+      const settled = now - this.runSince >= this.timing.expiryMs
+      this.count = settled || this.count === undefined ? n : Math.max(this.count, n)
     } catch {
       // Redis is failing: keep the count last seen (the decision path reports the outage).
+      this.runSince = undefined
     } finally {
       this.beating = false
     }

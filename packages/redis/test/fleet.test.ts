@@ -185,6 +185,52 @@ describe.each(clientKinds)('the local fallback of a counted fleet, %s', (kind) =
   })
 })
 
+describe.each(clientKinds)('a count through a Redis restart, %s', (kind) => {
+  let server: RedisServer
+  let raw: Redis
+  beforeAll(async () => {
+    server = await startRedis()
+    raw = await connect(server.port)
+  })
+  afterAll(async () => {
+    raw?.disconnect()
+    await server?.stop()
+  })
+
+  it('never dips while the emptied set is rebuilt, and shrinks once every server has had time to beat', async () => {
+    const prefix = uniquePrefix()
+    const connections = await Promise.all([1, 2, 3].map(() => open(kind, server.port)))
+    const stores = connections.map((c) => redisStore({ client: c.client, prefix, timeoutMs: 100, ...BEAT }))
+    try {
+      const members = stores.map((s) => s.joinFleet())
+      await within(5000, async () => sizes(members).every((n) => n === 3))
+      // Sampled far more often than the stores beat: a count of 1 or 2, however brief, is seen.
+      let lowest = 3
+      let sampling = true
+      const sampler = (async () => {
+        while (sampling) {
+          for (const n of sizes(members)) lowest = Math.min(lowest, n ?? 0)
+          await new Promise((resolve) => setTimeout(resolve, 2))
+        }
+      })()
+      // No persistence: Redis comes back with no set at all, and the first store to beat finds itself alone.
+      await server.restart()
+      await within(5000, async () => (await raw.zcard(fleetKey(prefix)).catch(() => 0)) === 3)
+      await new Promise((resolve) => setTimeout(resolve, 2 * BEAT.heartbeatExpiryMs))
+      sampling = false
+      await sampler
+      expect(lowest).toBe(3)
+      expect(sizes(members)).toEqual([3, 3, 3])
+      // Settled: a server that leaves is no longer counted.
+      await stores[2]!.close?.()
+      await within(5000, async () => sizes(members.slice(0, 2)).every((n) => n === 2))
+    } finally {
+      await Promise.all(stores.map((s) => s.close?.()))
+      for (const c of connections) c.disconnect()
+    }
+  })
+})
+
 describe('heartbeat options', () => {
   it.each([
     [{ heartbeatMs: 0 }, 'heartbeatMs'],
