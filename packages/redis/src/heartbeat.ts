@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { ErrorCode, type FleetMembership, invalid } from '@tollgate/core/store'
-import type { Bounded, Run } from './registry.js'
+import type { Bounded, Run } from './connection.js'
 import { script } from './scripts.js'
 
 export interface FleetOptions {
