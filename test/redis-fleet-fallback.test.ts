@@ -5,9 +5,9 @@ import { connect, type Fleet, type HammerConfig, type HammerReport, startFleet, 
 import { summary } from './support/summary'
 
 /**
- * A fleet-aware `local` fallback (issue 15, part 3). Two fleets of 4 app-server processes run at once
- * against one Redis, each on its own prefix, one tenant hammered by every server: one fleet with
- * `expectedServers: 'auto'` (the servers count each other by heartbeats in Redis), the other with the
+ * A fleet-aware `local` fallback (issue 15, part 3), with ioredis and with node-redis in the app servers.
+ * Two fleets of 4 app-server processes run at once against one Redis, each on its own prefix, one tenant
+ * hammered by every server: one fleet with `expectedServers: 'auto'` (the servers count each other by heartbeats in Redis), the other with the
  * static default of 1. Once every 'auto' server has counted 4, Redis is stopped for 3 s and started again.
  * During the outage each server decides alone in `local` mode. With 'auto' each holds a quarter of the
  * limit (⌊capacity / 4⌋, rate / 4), so the fleet admits at most the shared limit over the outage:
@@ -20,9 +20,17 @@ const OUTAGE_MS = 3000
 const POLICY = { capacity: 100, refill: 20 }
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-function fleetConfig(prefix: string, url: string, expectedServers: number | 'auto'): HammerConfig {
+const libraries = ['ioredis', 'node-redis'] as const
+
+function fleetConfig(
+  library: (typeof libraries)[number],
+  prefix: string,
+  url: string,
+  expectedServers: number | 'auto',
+): HammerConfig {
   return {
     redis: { url },
+    library,
     prefix,
     levels: ['user'],
     policies: { user: POLICY },
@@ -65,63 +73,74 @@ function outage(reports: HammerReport[], servers: number) {
   }
 }
 
-describe(`${SERVERS} processes with expectedServers 'auto' through a Redis outage`, () => {
-  let server: RedisServer
-  let probe: Redis
-  beforeAll(async () => {
-    server = await startRedis()
-    probe = await connect(server.url)
-  })
-  afterAll(async () => {
-    probe?.disconnect()
-    await server?.stop()
-  })
+describe.each(libraries)(
+  `${SERVERS} processes with expectedServers 'auto' through a Redis outage, %s`,
+  (library) => {
+    let server: RedisServer
+    let probe: Redis
+    beforeAll(async () => {
+      server = await startRedis()
+      probe = await connect(server.url)
+    })
+    afterAll(async () => {
+      probe?.disconnect()
+      await server?.stop()
+    })
 
-  it('the fleet admits at most the shared limit in local mode, where a static 1 admits about 4 times it', async () => {
-    const fleets: Fleet[] = []
-    try {
-      fleets.push(await startFleet(SERVERS, fleetConfig('fleet-auto:', server.url, 'auto')))
-      fleets.push(await startFleet(SERVERS, fleetConfig('fleet-static:', server.url, 1)))
-      const running = fleets.map((fleet) => fleet.go())
-      // Every 'auto' server is in the heartbeat set; one more beat (1 s) and each has counted all four.
-      const started = Date.now()
-      while ((await probe.zcard('fleet-auto:{fleet}:servers')) < SERVERS && Date.now() - started < 5000)
-        await sleep(50)
-      expect(await probe.zcard('fleet-auto:{fleet}:servers')).toBe(SERVERS)
-      // The static fleet never joined: only 'auto' stores beat.
-      expect(await probe.exists('fleet-static:{fleet}:servers')).toBe(0)
-      await sleep(1500)
-      probe.disconnect()
-      await server.down()
-      await sleep(OUTAGE_MS)
-      await server.up()
-      const [auto, fixed] = await Promise.all(running)
-      const a = outage(auto!, SERVERS)
-      const f = outage(fixed!, 1)
-      summary(`fleet outage expectedServers=auto`, { servers: SERVERS, ...a, shares: a.shares.join('/') })
-      summary(`fleet outage expectedServers=1`, { servers: SERVERS, ...f, shares: f.shares.join('/') })
-      console.log(
-        `fleet admitted during a ${OUTAGE_MS} ms Redis outage (limit ${POLICY.capacity} + ${POLICY.refill}/s): ` +
-          `'auto' ${a.admitted} (the shared limit over the longest local run, ${a.longestMs} ms, is ${a.sharedLimit}), ` +
-          `static 1 ${f.admitted}`,
-      )
-      for (const r of [...auto!, ...fixed!]) {
-        expect(r.unhandled).toEqual([])
-        expect(r.thrown).toBe(0)
-        // Each server saw the outage, decided it locally, and refused what was over its share.
-        expect(r.degradedAdmitted).toBeGreaterThan(0)
-        expect(r.degradedRefused).toBeGreaterThan(0)
+    it('the fleet admits at most the shared limit in local mode, where a static 1 admits about 4 times it', async () => {
+      const fleets: Fleet[] = []
+      try {
+        fleets.push(await startFleet(SERVERS, fleetConfig(library, 'fleet-auto:', server.url, 'auto')))
+        fleets.push(await startFleet(SERVERS, fleetConfig(library, 'fleet-static:', server.url, 1)))
+        const running = fleets.map((fleet) => fleet.go())
+        // Every 'auto' server is in the heartbeat set; one more beat (1 s) and each has counted all four.
+        const started = Date.now()
+        while ((await probe.zcard('fleet-auto:{fleet}:servers')) < SERVERS && Date.now() - started < 5000)
+          await sleep(50)
+        expect(await probe.zcard('fleet-auto:{fleet}:servers')).toBe(SERVERS)
+        // The static fleet never joined: only 'auto' stores beat.
+        expect(await probe.exists('fleet-static:{fleet}:servers')).toBe(0)
+        await sleep(1500)
+        probe.disconnect()
+        await server.down()
+        await sleep(OUTAGE_MS)
+        await server.up()
+        const [auto, fixed] = await Promise.all(running)
+        const a = outage(auto!, SERVERS)
+        const f = outage(fixed!, 1)
+        summary(`fleet outage ${library} expectedServers=auto`, {
+          servers: SERVERS,
+          ...a,
+          shares: a.shares.join('/'),
+        })
+        summary(`fleet outage ${library} expectedServers=1`, {
+          servers: SERVERS,
+          ...f,
+          shares: f.shares.join('/'),
+        })
+        console.log(
+          `${library}: fleet admitted during a ${OUTAGE_MS} ms Redis outage (limit ${POLICY.capacity} + ${POLICY.refill}/s): ` +
+            `'auto' ${a.admitted} (the shared limit over the longest local run, ${a.longestMs} ms, is ${a.sharedLimit}), ` +
+            `static 1 ${f.admitted}`,
+        )
+        for (const r of [...auto!, ...fixed!]) {
+          expect(r.unhandled).toEqual([])
+          expect(r.thrown).toBe(0)
+          // Each server saw the outage, decided it locally, and refused what was over its share.
+          expect(r.degradedAdmitted).toBeGreaterThan(0)
+          expect(r.degradedRefused).toBeGreaterThan(0)
+        }
+        // Every 'auto' server divided by the whole fleet at every degraded decision.
+        for (const r of auto!) expect(r.fleetSeen).toEqual({ min: SERVERS, max: SERVERS })
+        // Each 'auto' server kept to its quarter, so the fleet kept to the shared limit.
+        for (const [i, r] of auto!.entries()) expect(r.degradedAdmitted).toBeLessThanOrEqual(a.shares[i]!)
+        expect(a.admitted).toBeLessThanOrEqual(a.sharedLimit)
+        // A static 1: every server admits the whole limit on its own.
+        for (const [i, r] of fixed!.entries()) expect(r.degradedAdmitted).toBeLessThanOrEqual(f.shares[i]!)
+        expect(f.admitted).toBeGreaterThan(3 * f.sharedLimit)
+      } finally {
+        for (const fleet of fleets) fleet.kill()
       }
-      // Every 'auto' server divided by the whole fleet at every degraded decision.
-      for (const r of auto!) expect(r.fleetSeen).toEqual({ min: SERVERS, max: SERVERS })
-      // Each 'auto' server kept to its quarter, so the fleet kept to the shared limit.
-      for (const [i, r] of auto!.entries()) expect(r.degradedAdmitted).toBeLessThanOrEqual(a.shares[i]!)
-      expect(a.admitted).toBeLessThanOrEqual(a.sharedLimit)
-      // A static 1: every server admits the whole limit on its own.
-      for (const [i, r] of fixed!.entries()) expect(r.degradedAdmitted).toBeLessThanOrEqual(f.shares[i]!)
-      expect(f.admitted).toBeGreaterThan(3 * f.sharedLimit)
-    } finally {
-      for (const fleet of fleets) fleet.kill()
-    }
-  })
-})
+    })
+  },
+)
