@@ -1,9 +1,10 @@
 // One app server hammering one hot tenant through the Redis store. argv[2] is JSON:
 // { redis: { url } | { cluster: [{ host, port }] }, library?: 'ioredis' | 'node-redis', prefix, levels, policies, subject, hashTag?: 'one',
-//   onStoreError, expectedServers, timeoutMs, cooldownMs, concurrency, durationMs, maxRequests, bucketMs }
+//   onStoreError, expectedServers (a number or 'auto'), timeoutMs, cooldownMs, concurrency, durationMs, maxRequests, bucketMs }
 // Prints {"ready":true} once connected, waits for {"go":true} on stdin, hammers, then prints one report:
 // admitted and refused counts, latencies, Redis-clock span of shared decisions, a timeline of shared and
-// degraded decisions per bucketMs of wall time, and the local-fallback episodes.
+// degraded decisions per bucketMs of wall time, the local-fallback episodes, and with expectedServers 'auto' the
+// fleet sizes the store had counted at degraded decisions.
 import { createInterface } from 'node:readline'
 import { createClient, createCluster } from '@redis/client'
 import { createLimiter } from '@tollgate/core'
@@ -69,6 +70,10 @@ const limiter = createLimiter({
   },
 })
 
+// The store's count of the fleet, as the limiter's fallback reads it (the same membership: one server).
+const fleet = config.expectedServers === 'auto' ? store.joinFleet() : undefined
+const fleetSeen = { min: null, max: null }
+
 // Connected and the script cache warmed by a peek, so every process starts on equal terms.
 await limiter.check(config.subject, { cost: 0 })
 process.stdout.write(`${JSON.stringify({ ready: true })}\n`)
@@ -79,7 +84,9 @@ await new Promise((resolve) => lines.once('line', resolve))
 
 const bucketMs = config.bucketMs ?? 50
 const timeline = new Map() // bucket index → [shared admitted, shared refused, degraded admitted, degraded refused]
-const episodes = [] // local-fallback runs: { start, end, admitted }
+// local-fallback runs: { start, end, admitted } in wall-clock ms, and the fallback's own clock (the limiter's,
+// ms) at the run's first and last degraded decisions
+const episodes = []
 let episode
 let admitted = 0
 let refused = 0
@@ -118,14 +125,21 @@ async function worker() {
     const row = timeline.get(slot) ?? [0, 0, 0, 0]
     timeline.set(slot, row)
     if (decision.degraded) {
+      const size = fleet?.size()
+      if (size !== undefined) {
+        fleetSeen.min = Math.min(fleetSeen.min ?? size, size)
+        fleetSeen.max = Math.max(fleetSeen.max ?? size, size)
+      }
       row[decision.allowed ? 2 : 3]++
       if (decision.allowed) degradedAdmitted++
       else degradedRefused++
       if (!episode) {
-        episode = { start: at, end: at, admitted: 0 }
+        episode = { start: at, end: at, admitted: 0, firstNow: decision.now, lastNow: decision.now }
         episodes.push(episode)
       }
       episode.end = at
+      episode.firstNow = Math.min(episode.firstNow, decision.now)
+      episode.lastNow = Math.max(episode.lastNow, decision.now)
       if (decision.allowed) episode.admitted++
     } else {
       episode = undefined
@@ -141,6 +155,7 @@ await Promise.all(Array.from({ length: config.concurrency ?? 4 }, worker))
 latencies.sort((a, b) => a - b)
 const pct = (p) =>
   latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : 0
+fleet?.leave()
 await limiter.close()
 await store.close?.()
 if (nodeRedis) client.destroy()
@@ -165,6 +180,7 @@ process.stdout.write(
     timeline: [...timeline].sort((a, b) => a[0] - b[0]),
     episodes,
     events,
+    fleetSeen,
     unhandled,
   })}\n`,
 )

@@ -12,7 +12,7 @@ export interface HammerConfig {
   subject: Record<string, string>
   hashTag?: 'one'
   onStoreError?: 'open' | 'closed' | 'local'
-  expectedServers?: number
+  expectedServers?: number | 'auto'
   timeoutMs?: number
   cooldownMs?: number
   concurrency?: number
@@ -41,8 +41,11 @@ export interface HammerReport {
   slowOverTimeout: number
   decisions: number
   timeline: [slot: number, counts: [number, number, number, number]][]
-  episodes: { start: number; end: number; admitted: number }[]
+  /** Local-fallback runs: wall-clock ms, and the limiter's clock at their first and last degraded decisions. */
+  episodes: { start: number; end: number; admitted: number; firstNow: number; lastNow: number }[]
   events: { storeErrors: number; degraded: number; recovered: number }
+  /** With expectedServers 'auto': the smallest and largest fleet size counted at degraded decisions. */
+  fleetSeen: { min: number | null; max: number | null }
   unhandled: string[]
 }
 

@@ -22,6 +22,34 @@ function isStoreFailure(error: unknown): boolean {
 }
 
 /**
+ * How many servers the `local` fallback divides limits by: a fixed number, or with 'auto' the fleet size the
+ * store last counted (1 until it has counted; anything but a whole number ≥ 1 from a store counts as 1).
+ */
+function serverCount(expected: number | 'auto', store: Store): { count: () => number; leave: () => void } {
+  if (expected !== 'auto') return { count: () => expected, leave: () => undefined }
+  if (typeof store.joinFleet !== 'function') {
+    throw invalid(
+      ErrorCode.InvalidOption,
+      'expectedServers',
+      expected,
+      `a whole number ≥ 1: store ${JSON.stringify(store.name)} cannot count its fleet (it has no joinFleet)`,
+    )
+  }
+  const membership = store.joinFleet()
+  let left = false
+  return {
+    count: () => {
+      const size = membership.size()
+      return size !== undefined && Number.isInteger(size) && size >= 1 ? size : 1
+    },
+    leave: () => {
+      if (!left) membership.leave()
+      left = true
+    },
+  }
+}
+
+/**
  * Creates a limiter: the one object adapters ask and administrators change. The store decides (it reads
  * the tenant's registry entries beside its buckets); the limiter parses input, keeps the tier definitions,
  * and decides by `onStoreError` while the store fails.
@@ -39,6 +67,8 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       'a Store (memoryStore(), redisStore({ client }), ...)',
     )
   }
+  // Before anything that would need undoing: a store that cannot count its fleet is refused here.
+  const servers = serverCount(config.expectedServers, store)
 
   const listeners = new Set<LimiterListener>()
   if (options.onEvent) listeners.add(options.onEvent)
@@ -60,7 +90,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
   const breaker = new Breaker(config.breakerFailures, config.breakerCooldownMs)
   const fallback = new Fallback(
     config.mode,
-    config.expectedServers,
+    servers.count,
     levels.map((l) => l.fixedKey),
   )
   /** Decisions already given back: a second refund of one decision gives nothing. */
@@ -174,6 +204,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
 
     async close() {
       unsubscribe()
+      servers.leave()
       listeners.clear()
     },
   }

@@ -20,8 +20,9 @@ const rememberedTenants = 100_000
 /**
  * Decides while the shared store is failing, by `onStoreError`:
  * - `open` admits, `closed` refuses (with a retry-after of the breaker's cooldown);
- * - `local` decides with in-process buckets whose limits are the shared ones divided by `expectedServers`,
- *   so together the servers admit no more than the shared limit. A tenant keeps the tier and custom bucket
+ * - `local` decides with in-process buckets whose limits are the shared ones divided by the server count
+ *   (`expectedServers`, or the fleet size the store last counted), so together the servers admit no more
+ *   than the shared limit. A bucket kept while the count changes is converted like any changed policy. A tenant keeps the tier and custom bucket
  *   the store last reported for it (bounded: the most recent 100,000 tenants); a tenant never seen gets the
  *   default tier, or the forced one.
  * It never writes to the shared store, so nothing decided here can put another tier's policy there.
@@ -41,11 +42,14 @@ export class Fallback {
     this.statesCache ??= new LRUCache<string, BucketState>({ max: rememberedTenants })
     return this.statesCache
   }
+  /** Shares of policies (by id) for `sharesOf` servers. */
   private readonly shares = new Map<string, Policy>()
+  private sharesOf = 1
 
   constructor(
     readonly mode: StoreErrorMode,
-    private readonly expectedServers: number,
+    /** How many servers share the limits now: a whole number ≥ 1, read at every local decision. */
+    private readonly servers: () => number,
     /** Per level: its fixed key (a `global` level); such a bucket is every tenant's, so it names no tier. */
     private readonly fixedKeys: readonly (string | undefined)[] = [],
   ) {}
@@ -121,14 +125,19 @@ export class Fallback {
 
   /** One server's share of a shared policy: ⌊capacity/n⌋ and rate/n. */
   private share(policy: Policy): Policy {
-    if (this.expectedServers === 1) return policy
+    const n = this.servers()
+    if (n === 1) return policy
+    if (n !== this.sharesOf) {
+      this.shares.clear()
+      this.sharesOf = n
+    }
     let local = this.shares.get(policy.id)
     if (!local) {
       local = normalizePolicy({
         algorithm: policy.algorithm,
         mode: policy.mode,
-        capacity: Math.floor(policy.capacity / this.expectedServers),
-        refill: policy.tokens === 0 ? 0 : { tokens: policy.tokens, per: policy.per * this.expectedServers },
+        capacity: Math.floor(policy.capacity / n),
+        refill: policy.tokens === 0 ? 0 : { tokens: policy.tokens, per: policy.per * n },
       })
       this.shares.set(policy.id, local)
     }

@@ -7,6 +7,7 @@ import { latestChange, policyAt, type TenantEntries, tierAt } from './resolve.js
 import type {
   DecideRequest,
   DecideResult,
+  FleetMembership,
   LevelResult,
   RefundRequest,
   RegistryChange,
@@ -148,6 +149,7 @@ export interface InProcessStoreOptions {
   onEvict?: (bucketId: string) => void
 }
 
+const soleServer: FleetMembership = { size: () => 1, leave: () => undefined }
 const noEntries: readonly (TenantEntries | undefined)[] = []
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
@@ -303,6 +305,11 @@ export class InProcessStore implements Store {
 
   async reset(level: string, key: string): Promise<boolean> {
     return this.states.delete(bucketId(level, key))
+  }
+
+  /** A store in one process is shared by no other server: a fleet of one. */
+  joinFleet(): FleetMembership {
+    return soleServer
   }
 
   /** A stored state at `now`, through every registry change since it was written; undefined when full. */

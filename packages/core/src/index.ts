@@ -29,4 +29,4 @@ export {
 } from './limiter.js'
 export { normalizePolicy, type Policy, type PolicyInput } from './policy.js'
 export { invalidRequestProblem, PROBLEM_CONTENT_TYPE, type ProblemDetails } from './problem.js'
-export type { Store } from './store.js'
+export type { FleetMembership, Store } from './store.js'

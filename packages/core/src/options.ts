@@ -25,8 +25,12 @@ export interface LimiterOptions {
   clock?: Clock
   /** What decides when the store fails: admit (`open`), refuse (`closed`), or in-process buckets (`local`, default). */
   onStoreError?: StoreErrorMode
-  /** `local` mode divides every limit by this many servers. Default 1. */
-  expectedServers?: number
+  /**
+   * `local` mode divides every limit by this many servers. Default 1. `'auto'`: by the fleet size the store
+   * last counted (servers sharing it that beat within its expiry; needs a store with `joinFleet`, such as
+   * redisStore), or 1 while it has never counted (a server that starts during an outage).
+   */
+  expectedServers?: number | 'auto'
   /** Consecutive store failures that open the circuit (default 3), and ms before a probe (default 1000). */
   breaker?: { failures?: number; cooldownMs?: number }
   onEvent?: LimiterListener
@@ -43,7 +47,7 @@ export interface LimiterConfig {
   readonly defaultTier: string | undefined
   readonly clock: Clock
   readonly mode: StoreErrorMode
-  readonly expectedServers: number
+  readonly expectedServers: number | 'auto'
   readonly breakerFailures: number
   readonly breakerCooldownMs: number
 }
@@ -126,7 +130,9 @@ export function parseLimiterOptions(options: LimiterOptions): LimiterConfig {
   const mode = options.onStoreError ?? 'local'
   if (!storeErrorModes.includes(mode)) throw optionError('onStoreError', mode, "'open', 'closed' or 'local'")
   const expectedServers = options.expectedServers ?? 1
-  assertWholeNumber(expectedServers, 'expectedServers', 1)
+  if (expectedServers !== 'auto' && !(Number.isInteger(expectedServers) && expectedServers >= 1)) {
+    throw optionError('expectedServers', expectedServers, "'auto' or a whole number ≥ 1")
+  }
   const breakerFailures = options.breaker?.failures ?? 3
   assertWholeNumber(breakerFailures, 'breaker.failures', 1)
   const breakerCooldownMs = options.breaker?.cooldownMs ?? 1000

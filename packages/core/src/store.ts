@@ -99,6 +99,17 @@ export interface RegistryStore {
 }
 
 /**
+ * One server's place in the fleet sharing a store, for `expectedServers: 'auto'`. The store counts the fleet
+ * on its own (a heartbeat on its own timer, its own clock); the limiter only reads the last count.
+ */
+export interface FleetMembership {
+  /** Servers counted last, this one included; undefined until the first count. Synchronous, no I/O. */
+  size(): number | undefined
+  /** This server stops being counted (the store stops its heartbeat once no membership is left). */
+  leave(): void
+}
+
+/**
  * The Store contract. `decide` reads a chain's states and registry entries, resolves each level's policy
  * (advancing states through registry changes at their moments), and charges every level or none — atomically.
  * It must settle within the store's own timeout: core has no timers, so a store that can hang bounds itself.
@@ -118,5 +129,11 @@ export interface Store {
   readonly registry: RegistryStore
   /** Resolves once the store can take decisions (a client still connecting is not a failing store). */
   ready?(): Promise<void>
+  /**
+   * Optional: counts this server into the fleet sharing the store, until `leave()`, so the `local` fallback
+   * can divide limits by the fleet's size (`expectedServers: 'auto'`). A shared store without it cannot be
+   * used with 'auto'; a store in one process is a fleet of one.
+   */
+  joinFleet?(): FleetMembership
   close?(): Promise<void>
 }

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto'
  *   tier changes      <prefix>{registry}:tiers                 hash: <tier>=<level> → history
  *   tier version      <prefix>{registry}:version               bumped by every tier change
  *   pub/sub channel   <prefix>registry
+ *   fleet heartbeats  <prefix>{fleet}:servers                  sorted set: server → its last beat (Redis ms)
  *
  * A bucket name holds exactly one `:` (parts are escaped), so `…:reg` can never be another bucket's key.
  *
@@ -58,6 +59,11 @@ export function tierVersionKey(prefix: string): string {
 /** The registry of releases before changes applied at their moments: one hash per kind, ids not escaped. */
 export function legacyRegistryKeys(prefix: string): string[] {
   return ['tier', 'assignment', 'bucket'].map((kind) => `${prefix}{registry}:${kind}`)
+}
+
+/** Where stores counting their fleet (`expectedServers: 'auto'`) stamp their heartbeats. */
+export function fleetKey(prefix: string): string {
+  return `${prefix}{fleet}:servers`
 }
 
 export function registryChannel(prefix: string): string {

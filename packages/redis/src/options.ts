@@ -1,8 +1,9 @@
 import { type Clock, ErrorCode, invalid, type TollgateError } from '@tollgate/core/store'
 import { type RedisClient, type StoreClient, storeClient } from './client.js'
+import type { FleetOptions } from './heartbeat.js'
 import type { HashTag } from './keys.js'
 
-export interface RedisStoreOptions {
+export interface RedisStoreOptions extends FleetOptions {
   /**
    * An ioredis `Redis` or `Cluster` created with `enableOfflineQueue: false`, or a node-redis client
    * (`createClient`) or cluster (`createCluster`) with `disableOfflineQueue: true`. The store never closes it.

@@ -1,7 +1,14 @@
-import type { DecideRequest, RefundRequest, RegistryChange, Store } from '@tollgate/core/store'
+import type {
+  DecideRequest,
+  FleetMembership,
+  RefundRequest,
+  RegistryChange,
+  Store,
+} from '@tollgate/core/store'
 import { type Chain, type Decided, type GroupReply, ScriptCalls, slotGroups, toResult } from './calls.js'
 import { connection } from './connection.js'
-import { bucketKey } from './keys.js'
+import { Heartbeat, parseFleetOptions } from './heartbeat.js'
+import { bucketKey, fleetKey } from './keys.js'
 import { parseStoreOptions, type RedisStoreOptions } from './options.js'
 import { LocalRefusals } from './refusals.js'
 import { RedisRegistry } from './registry.js'
@@ -11,6 +18,7 @@ export type { RedisStoreOptions } from './options.js'
 /** A Store in Redis; `ready()` resolves once the client is connected (bounded by timeoutMs). */
 export type RedisStore = Store & {
   ready(): Promise<void>
+  joinFleet(): FleetMembership
   /** Refusals held to answer locally now (at most the `localRefusals` option), and decisions so answered. */
   localRefusalStats(): { held: number; answered: number }
 }
@@ -22,6 +30,7 @@ export type RedisStore = Store & {
  */
 export function redisStore(options: RedisStoreOptions): RedisStore {
   const config = parseStoreOptions(options)
+  const fleetTiming = parseFleetOptions(options)
   const { client, prefix, hashTag, clock } = config
   const link = connection(client, config.timeoutMs)
   const calls = new ScriptCalls(config, link)
@@ -99,6 +108,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     clock,
     refusals && ((change) => dropChanged(refusals, change)),
   )
+  const heartbeat = new Heartbeat(fleetKey(prefix), link.bounded, link.run, fleetTiming)
 
   return {
     name: 'redis',
@@ -135,8 +145,9 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     ready: () => link.bounded(async () => undefined),
     localRefusalStats: () => ({ held: refusals?.size ?? 0, answered: refusals?.answered ?? 0 }),
     registry,
+    joinFleet: () => heartbeat.join(),
     async close() {
-      await registry.close()
+      await Promise.all([registry.close(), heartbeat.close()])
     },
   }
 }
