@@ -19,7 +19,7 @@ import calculateSlot from 'cluster-key-slot'
 import { Batcher, type Job } from './batch.js'
 import { type RedisClient, storeClient } from './client.js'
 import { escapeValue, unescapeValue } from './history.js'
-import { bucketKey, entryKey, type HashTag } from './keys.js'
+import { bucketKey, entryKey, type HashTag, keyspaceOf } from './keys.js'
 import { RedisRegistry } from './registry.js'
 import { decisionScript, type Script } from './scripts.js'
 
@@ -128,7 +128,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   const isCluster = client.isCluster
   const slack = clock ? testClockSlackMs : 0
   const nowArg = () => (clock ? String(Math.floor(clock())) : '')
-  const keyOf = (level: string, key: string) => bucketKey(prefix, level, key, hashTag)
+  const keyOf = (ns: string, level: string, key: string) => bucketKey(prefix, ns, level, key, hashTag)
 
   // A client that never connected yet is waited for (bounded by the timeout): it is not a failing store.
   // One that lost its connection fails at once, so the fallback decides without waiting.
@@ -352,7 +352,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     request.keys.forEach((key, i) => {
       if (key === undefined) return
       present.push(i)
-      keys[i] = keyOf(request.book.levels[i]!, key)
+      keys[i] = keyOf(request.book.namespace, request.book.levels[i]!, key)
     })
     const groups = isCluster ? slotGroups(keys, present) : [present]
     if (groups.length === 1) {
@@ -390,7 +390,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     request.keys.forEach((key, i) => {
       if (key === undefined || request.policyIds[i] === undefined) return
       present.push(i)
-      keys[i] = keyOf(request.book.levels[i]!, key)
+      keys[i] = keyOf(request.book.namespace, request.book.levels[i]!, key)
     })
     if (present.length === 0) return
     const groups = isCluster ? slotGroups(keys, present) : [present]
@@ -414,6 +414,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
 
   return {
     name: 'redis',
+    keyspace: keyspaceOf(options.client, prefix),
     async decide(request) {
       if (request.keys.every((k) => k === undefined)) {
         return {
@@ -427,8 +428,8 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       return decide(request)
     },
     refund: (request) => refund(request),
-    async reset(level, key) {
-      return (await bounded(() => client.del(keyOf(level, key)))) > 0
+    async reset(namespace, level, key) {
+      return (await bounded(() => client.del(keyOf(namespace, level, key)))) > 0
     },
     ready: () => bounded(async () => undefined),
     registry,
