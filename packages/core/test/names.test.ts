@@ -99,5 +99,4 @@ describe('a chain level with no policy', () => {
     expect((await limiter.check({ user: 'u', org: 'o' })).levels.map((l) => l.level)).toEqual(['user', 'org'])
     expect((await limiter.check({ user: 'u', org: 'o' })).binding).toBe('org')
   })
-
 })
