@@ -2,7 +2,7 @@ import { namespacedId } from './ids.js'
 import { DEFAULT_LIMITER_NAME as DEFAULT } from './names.js'
 import { type Policy, policyFromId } from './policy.js'
 import type { TenantEntries } from './resolve.js'
-import type { EntryKind, RegistryChange, RegistryStore, TierEntry } from './store.js'
+import type { RegistryChange, RegistryStore, TierEntry } from './store.js'
 import { appendVersion, latest, type Version } from './versions.js'
 
 /** ms clock; stores and the limiter take one so tests can drive time by hand. */
@@ -44,14 +44,8 @@ export class InProcessRegistry implements RegistryStore {
     return this.entriesNow(namespace, level, key)
   }
 
-  async write(
-    namespace: string,
-    kind: EntryKind,
-    level: string,
-    key: string,
-    value: string | null,
-    condition?: 'absent' | 'present',
-  ): Promise<boolean> {
+  // Typed by the contract: the parameters are RegistryStore.write's.
+  readonly write: RegistryStore['write'] = async (namespace, kind, level, key, value, condition) => {
     const id = namespacedId(namespace, level, key)
     const entries = this.tenants.get(id) ?? {}
     const current = kind === 'assignment' ? latest(entries.assignment) : latest(entries.bucket)

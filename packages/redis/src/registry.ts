@@ -11,12 +11,10 @@ import {
   TollgateError,
 } from '@tollgate/core/store'
 import type { Listener, StoreClient } from './client.js'
+import type { Bounded, Run } from './connection.js'
 import { escapeValue, parseAssignments, parseBuckets, parseIds, unescapeValue } from './history.js'
 import { entryKey, legacyRegistryKeys, registryChannel, tierHashKey, tierVersionKey } from './keys.js'
-import { entryWriteSource, type Script, script, tierWriteSource } from './scripts.js'
-
-export type Bounded = <T>(work: () => Promise<T>) => Promise<T>
-export type Run = (s: Script, keys: readonly string[], args: readonly (string | number)[]) => Promise<unknown>
+import { entryWriteSource, script, tierWriteSource } from './scripts.js'
 
 const entryWriteScript = script(entryWriteSource)
 const tierWriteScript = script(tierWriteSource)
@@ -44,6 +42,8 @@ export class RedisRegistry implements RegistryStore {
     private readonly bounded: Bounded,
     private readonly run: Run,
     private readonly clock: Clock | undefined,
+    /** Told of every change, before any listener, and of every write made here once it is done. */
+    private readonly onChange: (change?: RegistryChange) => void = () => undefined,
   ) {
     this.channel = registryChannel(prefix)
   }
@@ -83,6 +83,7 @@ export class RedisRegistry implements RegistryStore {
         ],
       ),
     )
+    this.onChange({ kind, namespace, level, key })
     return reply === 1
   }
 
@@ -128,6 +129,7 @@ export class RedisRegistry implements RegistryStore {
         ],
       ),
     )
+    this.onChange({ kind: 'tier', namespace })
   }
 
   subscribe(listener: (change?: RegistryChange) => void): () => void {
@@ -145,6 +147,7 @@ export class RedisRegistry implements RegistryStore {
   }
 
   private notify(change?: RegistryChange): void {
+    this.onChange(change)
     for (const listener of this.listeners) {
       try {
         listener(change)

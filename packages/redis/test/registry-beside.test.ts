@@ -55,7 +55,14 @@ describe('the registry beside its buckets', () => {
     const c = await client()
     const limiter = createLimiter({
       // The tier version check is the store's own timer, not a decision's: out of the way here.
-      store: redisStore({ client: c, prefix: uniquePrefix(), timeoutMs: 2000, registryRefreshMs: 600_000 }),
+      // Local refusals off: every decision, the blocked tier's refusals included, is asked of Redis.
+      store: redisStore({
+        client: c,
+        prefix: uniquePrefix(),
+        timeoutMs: 2000,
+        registryRefreshMs: 600_000,
+        localRefusals: 0,
+      }),
       levels: ['user', 'org'],
       tiers,
     })

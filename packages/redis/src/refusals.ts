@@ -1,0 +1,171 @@
+import {
+  assess,
+  type BucketState,
+  type Clock,
+  type DecideRequest,
+  type DecideResult,
+  type LevelResult,
+  settle,
+  stateFromDebt,
+} from '@tollgate/core/store'
+import { LRUCache } from 'lru-cache'
+import type { Decided } from './calls.js'
+
+/**
+ * Exact local refusals. A refusal with `retryAfterMs = X` proves that the same chain at the same cost cannot
+ * pass before X: tokens only come back with time, and other servers only take them. So until then the same
+ * request is refused here and Redis is not asked. Its figures are core's maths on each level's debt as Redis
+ * returned it, aged by the time elapsed: what Redis would answer if no other server had charged meanwhile.
+ *
+ * Why it never admits what Redis would refuse: it only ever refuses. Why it refuses only what Redis would
+ * refuse, with the exceptions stated in the README:
+ * - Time. Redis decided at its ms `t_r` ≥ its clock when the call was sent, and GCRA refuses every ms below
+ *   `t_r + X`. Measured on this process's monotonic clock from the send, a request `e` ms later is answered
+ *   here only while `e · (1 + 10⁻³) < X − 1`: one ms for Redis's flooring of TIME, 1000 ppm for the two clocks'
+ *   rates. Under a test clock (the script's `now` is that clock) the bound is exact: `⌊clock⌋ < t + X`.
+ * - Changes. A registry change to a tenant of the chain (createBucket, setTier, …) drops the entries holding
+ *   it; a tier change, a new policy book or a missed-message reload drops every entry. A reply that comes back
+ *   after any change since its call was sent is not remembered.
+ * - Refunds and resets made here drop the entries holding the bucket. A refund or a reset made by another
+ *   server is not seen: until then this server may refuse what Redis would admit (never the reverse) for at
+ *   most the refusal's X.
+ * Memory: at most `max` entries (LRU), each the request's key and its result.
+ */
+export class LocalRefusals {
+  private readonly entries: LRUCache<string, Entry>
+  /** Bucket id → keys of the entries that hold it, to drop them on a change. */
+  private readonly byBucket = new Map<string, Set<string>>()
+  /** Bumped by every change: a reply to a call sent before it is not remembered. */
+  private generation = 0
+
+  constructor(
+    max: number,
+    private readonly testClock: Clock | undefined,
+  ) {
+    this.entries = new LRUCache<string, Entry>({
+      max,
+      dispose: (entry, key) => this.unindex(entry, key),
+    })
+  }
+
+  /** What a call sent now carries, to be handed to `remember` with its reply. */
+  ticket(): Ticket {
+    return { at: this.now(), generation: this.generation }
+  }
+
+  /** A refusal answered here, or undefined: ask Redis. */
+  answer(request: DecideRequest): DecideResult | undefined {
+    if (this.entries.size === 0) return undefined
+    const key = requestKey(request)
+    const entry = this.entries.get(key)
+    if (!entry) return undefined
+    const elapsed = this.now() - entry.at
+    if (!(this.testClock ? elapsed < entry.retryAfterMs : elapsed * DRIFT < entry.retryAfterMs - 1)) {
+      this.entries.delete(key)
+      return undefined
+    }
+    const now = entry.now + Math.floor(elapsed)
+    const levels: LevelResult[] = []
+    let allowed = true
+    for (const { level, state } of entry.levels) {
+      const figures = settle(assess(state, level.policy, now, request.cost), false).result
+      if (!figures.allowed) allowed = false
+      levels.push({ ...level, ...figures })
+    }
+    // Never reached while the bound holds; should it be, Redis decides.
+    if (allowed) return undefined
+    return { allowed: false, now, tier: entry.tier, levels }
+  }
+
+  remember(request: DecideRequest, decided: Decided, ticket: Ticket): void {
+    const { result, debts } = decided
+    if (result.allowed || ticket.generation !== this.generation) return
+    let retryAfterMs = 0
+    for (const level of result.levels)
+      if (level.retryAfterMs > retryAfterMs) retryAfterMs = level.retryAfterMs
+    if (!(retryAfterMs > 1)) return
+    const key = requestKey(request)
+    const buckets: string[] = []
+    const levels = result.levels.map((level, i) => {
+      buckets.push(bucketOf(level.level, level.key))
+      const origin = level.policy.tokens === 0 ? 0 : result.now
+      return { level, state: stateFromDebt(debts[i]!, level.policy, origin) }
+    })
+    this.entries.set(key, {
+      at: ticket.at,
+      now: result.now,
+      tier: result.tier,
+      retryAfterMs,
+      levels,
+      buckets,
+    })
+    for (const bucket of buckets) {
+      const keys = this.byBucket.get(bucket)
+      if (keys) keys.add(key)
+      else this.byBucket.set(bucket, new Set([key]))
+    }
+  }
+
+  /** A change to one tenant's bucket or registry entries. */
+  dropBucket(level: string, key: string): void {
+    this.generation++
+    const keys = this.byBucket.get(bucketOf(level, key))
+    if (keys) for (const k of [...keys]) this.entries.delete(k)
+  }
+
+  /** A change that may concern any tenant. */
+  dropAll(): void {
+    this.generation++
+    this.entries.clear()
+  }
+
+  get size(): number {
+    return this.entries.size
+  }
+
+  private now(): number {
+    return this.testClock ? Math.floor(this.testClock()) : performance.now()
+  }
+
+  private unindex(entry: Entry, key: string): void {
+    for (const bucket of entry.buckets) {
+      const keys = this.byBucket.get(bucket)
+      if (!keys) continue
+      keys.delete(key)
+      if (keys.size === 0) this.byBucket.delete(bucket)
+    }
+  }
+}
+
+export interface Ticket {
+  readonly at: number
+  readonly generation: number
+}
+
+interface Entry {
+  /** This process's clock when the call was sent. */
+  readonly at: number
+  /** Redis's clock at the decision. */
+  readonly now: number
+  readonly tier: string | undefined
+  /** The chain's wait: the longest of its levels'. */
+  readonly retryAfterMs: number
+  /** Each level as Redis decided it, and its state then. */
+  readonly levels: readonly { level: LevelResult; state: BucketState }[]
+  readonly buckets: readonly string[]
+}
+
+/** 1000 ppm: how far apart the rates of this process's clock and Redis's may be. */
+const DRIFT = 1.001
+
+function bucketOf(level: string, key: string): string {
+  return `${level}\0${key}`
+}
+
+/** Book version, forced tier, cost and every level's key; lengths first, so no two chains share a key. */
+function requestKey(request: DecideRequest): string {
+  const tier = request.tier
+  let key = `${request.book.version}:${request.cost}:${tier === undefined ? '-' : `${tier.length}:${tier}`}`
+  for (const k of request.keys) key += k === undefined ? '|-' : `|${k.length}:${k}`
+  return key
+}

@@ -1,0 +1,167 @@
+import { createLimiter, type Decision, type PolicyInput } from '@tollgate/core'
+import { manualClock, type RedisServer, startRedis } from '@tollgate/testkit'
+import fc from 'fast-check'
+import type { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { redisStore } from '../src/index.js'
+import { connect, subscribed, uniquePrefix, within } from './helpers.js'
+
+/**
+ * Exact local refusals (issue 12): a refusal is answered here until its retry time, never admitting what Redis
+ * would refuse; every figure matches what Redis would have said; changes and refunds drop what they concern.
+ */
+let server: RedisServer
+let c: Redis
+
+beforeAll(async () => {
+  server = await startRedis()
+  c = await connect(server.port)
+})
+
+afterAll(async () => {
+  c?.disconnect()
+  await server?.stop()
+})
+
+const perMinute = (n: number): PolicyInput => ({ capacity: n, refill: { tokens: n, per: '1m' } })
+const tiers = {
+  free: { user: perMinute(3), org: perMinute(5) },
+  pro: { user: perMinute(30), org: perMinute(50) },
+}
+
+async function scriptCalls(): Promise<number> {
+  const info = await c.info('commandstats')
+  const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(info)?.[1] ?? 0)
+  return calls('evalsha') + calls('eval')
+}
+
+function setup(
+  options: { localRefusals?: number; prefix?: string; clock?: ReturnType<typeof manualClock> } = {},
+) {
+  const clock = options.clock ?? manualClock()
+  const store = redisStore({
+    client: c,
+    prefix: options.prefix ?? uniquePrefix(),
+    clock: clock.now,
+    timeoutMs: 2000,
+    localRefusals: options.localRefusals,
+  })
+  const limiter = createLimiter({
+    store,
+    clock: clock.now,
+    levels: ['user', 'org'],
+    tiers,
+    defaultTier: 'free',
+  })
+  return { clock, store, limiter }
+}
+
+const figures = (d: Decision) => ({
+  allowed: d.allowed,
+  binding: d.binding,
+  remaining: d.remaining,
+  retryAfterMs: d.retryAfterMs,
+  resetAfterMs: d.resetAfterMs,
+  now: d.now,
+  levels: d.levels.map((l) => [l.level, l.allowed, l.remaining, l.retryAfterMs, l.resetAfterMs, l.limit]),
+})
+
+describe('local refusals', () => {
+  it('answers a refused chain asked again before its retry time without a Redis call, with the figures Redis would give', async () => {
+    const { clock, limiter } = setup()
+    // The subscription's first "anything may have changed" drops every refusal: let it pass first.
+    await Promise.all([subscribed(limiter), limiter.getTier({ level: 'org', key: 'o' })])
+    const chain = { user: 'u', org: 'o' }
+    for (let i = 0; i < 3; i++) expect((await limiter.check(chain)).allowed).toBe(true)
+    const first = await limiter.check(chain)
+    expect(first).toMatchObject({ allowed: false, binding: 'user', retryAfterMs: 20_000 })
+    const before = await scriptCalls()
+    clock.advance(7_000)
+    const local = await limiter.check(chain)
+    for (let i = 0; i < 50; i++) await limiter.check(chain)
+    expect(await scriptCalls()).toBe(before)
+    expect(local).toMatchObject({ allowed: false, retryAfterMs: 13_000, now: first.now + 7_000 })
+    // At the retry time Redis is asked again, and admits.
+    clock.advance(13_000)
+    expect((await limiter.check(chain)).allowed).toBe(true)
+    expect(await scriptCalls()).toBe(before + 1)
+    await limiter.close()
+  })
+
+  it('never differs from Redis asked every time, in any figure, over random checks, costs, time, refunds and changes', async () => {
+    const step = fc.oneof(
+      fc.record({
+        kind: fc.constant('check' as const),
+        user: fc.constantFrom('a', 'b'),
+        cost: fc.integer({ min: 0, max: 4 }),
+      }),
+      fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 30_000 }) }),
+      fc.record({ kind: fc.constant('refund' as const) }),
+      fc.record({ kind: fc.constant('tier' as const), tier: fc.constantFrom('free', 'pro', null) }),
+      fc.record({ kind: fc.constant('bucket' as const), capacity: fc.integer({ min: 0, max: 6 }) }),
+      fc.record({ kind: fc.constant('limits' as const), capacity: fc.integer({ min: 1, max: 6 }) }),
+    )
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 40 }), async (steps) => {
+        const runs = [setup({ localRefusals: 0 }), setup()]
+        const seen: unknown[][] = [[], []]
+        for (const [r, { clock, limiter }] of runs.entries()) {
+          let last: Decision | undefined
+          let custom = false
+          for (const s of steps) {
+            if (s.kind === 'advance') clock.advance(s.ms)
+            else if (s.kind === 'check') {
+              last = await limiter.check({ user: s.user, org: 'o' }, { cost: s.cost })
+              seen[r]!.push(figures(last))
+            } else if (s.kind === 'refund') {
+              if (last) await limiter.refund(last)
+            } else if (s.kind === 'tier') await limiter.setTier({ level: 'org', key: 'o' }, s.tier)
+            else if (s.kind === 'limits') await limiter.updateLimits('free', { user: perMinute(s.capacity) })
+            else {
+              const bucket = { level: 'user', key: 'a' }
+              if (custom) await limiter.updateBucket(bucket, perMinute(s.capacity))
+              else await limiter.createBucket(bucket, perMinute(s.capacity))
+              custom = true
+            }
+          }
+          await limiter.close()
+        }
+        expect(seen[1]).toEqual(seen[0])
+      }),
+      { numRuns: 40 },
+    )
+  }, 180_000)
+
+  it('drops what it knows of a tenant when another server changes it, and never admits what Redis refuses', async () => {
+    const prefix = uniquePrefix()
+    const clock = manualClock()
+    const a = setup({ prefix, clock })
+    const b = setup({ prefix, clock })
+    const chain = { user: 'u', org: 'o' }
+    // Both servers listen for changes before any is made.
+    await Promise.all([subscribed(a.limiter), a.limiter.getTier({ level: 'org', key: 'o' })])
+    await Promise.all([subscribed(b.limiter), b.limiter.getTier({ level: 'org', key: 'o' })])
+    for (let i = 0; i < 3; i++) await a.limiter.check(chain)
+    expect((await a.limiter.check(chain)).allowed).toBe(false)
+    // Server B's checks only take tokens: A's local refusal stays right.
+    expect((await b.limiter.check(chain)).allowed).toBe(false)
+    // B moves the org to pro (30/min: a token every 2 s, where free's refusal said 20 s). A hears it and asks
+    // Redis again, which admits 2 s later under pro.
+    await b.limiter.setTier({ level: 'org', key: 'o' }, 'pro')
+    clock.advance(2000)
+    await within(2000, async () => (await a.limiter.check(chain)).allowed)
+    await a.limiter.close()
+    await b.limiter.close()
+  })
+
+  it('holds at most localRefusals entries', async () => {
+    const { limiter, store } = setup({ localRefusals: 3 })
+    const size = () => store.localRefusalsHeld()
+    for (let t = 0; t < 10; t++) {
+      for (let i = 0; i < 4; i++) await limiter.check({ user: `u${t}`, org: `o${t}` })
+      expect(size()).toBeLessThanOrEqual(3)
+    }
+    expect(size()).toBe(3)
+    await limiter.close()
+  })
+})
