@@ -31,6 +31,16 @@ describe('limiter names on a shared in-process store', () => {
     expect(await exporter.check('127.0.0.1', { cost: 0 })).toMatchObject({ remaining: 0, limit: 1 })
   })
 
+  it('keeps two limiters with equal policies on one store and level apart', async () => {
+    const store = new InProcessStore({ maxKeys: 1000, clock: () => 0 })
+    const all = createLimiter({ store, clock: () => 0, policy: perIp })
+    const exporter = createLimiter({ store, clock: () => 0, name: 'export', policy: perIp })
+    expect((await exporter.check('127.0.0.1', { cost: 2 })).allowed).toBe(true)
+    // Before names one bucket key:127.0.0.1 served both: the export route's 2 tokens left this one 1.
+    expect(await all.check('127.0.0.1', { cost: 0 })).toMatchObject({ remaining: 3 })
+    expect(await exporter.check('127.0.0.1', { cost: 0 })).toMatchObject({ remaining: 1 })
+  })
+
   it('refuses a second limiter with the default name on one store, naming the field and value', () => {
     const store = new InProcessStore({ maxKeys: 1000 })
     createLimiter({ store, policy: perIp })

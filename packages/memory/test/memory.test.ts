@@ -74,6 +74,31 @@ describe('memoryStore', () => {
     expect(await limiterAfter.check('u3', { cost: 0 })).toMatchObject({ limit: 2 })
   })
 
+  it('keeps a per-IP limiter and an /export one apart on one store, both on the default level key (issue 14)', async () => {
+    const clock = manualClock()
+    const store = memoryStore({ clock: clock.now })
+    const perIp = createLimiter({
+      store,
+      clock: clock.now,
+      policy: { capacity: 3, refill: { tokens: 3, per: '1m' } },
+    })
+    const exporter = createLimiter({
+      store,
+      clock: clock.now,
+      name: 'export',
+      policy: { capacity: 1, refill: { tokens: 1, per: '1m' } },
+    })
+    expect((await exporter.check('127.0.0.1')).allowed).toBe(true)
+    expect((await exporter.check('127.0.0.1')).allowed).toBe(false)
+    // Before names both used bucket key:127.0.0.1: the export route's charge left this limiter nothing.
+    const admitted = []
+    for (let i = 0; i < 4; i++) admitted.push((await perIp.check('127.0.0.1')).allowed)
+    expect(admitted).toEqual([true, true, true, false])
+    expect(() => createLimiter({ store, policy: { capacity: 3, refill: 1 } })).toThrow(
+      expect.objectContaining({ code: ErrorCode.DuplicateName, field: 'name', value: 'default' }),
+    )
+  })
+
   it('exports and imports every limiter of the store, each in its own namespace', async () => {
     const clock = manualClock()
     const options = {
