@@ -295,6 +295,7 @@ describe('bad input: fuzzing every entry point (issue 6, item 4)', () => {
               ),
               fc.anything(),
             ),
+            name: fc.oneof(fc.string({ maxLength: 6 }), fc.anything()),
             policy: policyInputArb,
             policies: fc.oneof(
               fc.dictionary(fc.constantFrom('user', 'org', 'global', 'x'), policyInputArb),
@@ -619,7 +620,11 @@ describe('bad input: fuzzing every entry point (issue 6, item 4)', () => {
               org: { capacity: 5, refill: 1 },
               global: { capacity: 9, refill: 9 },
             },
-            premium: { user: { capacity: 6, refill: 2 } },
+            premium: {
+              user: { capacity: 6, refill: 2 },
+              org: { capacity: 10, refill: 2 },
+              global: { capacity: 18, refill: 18 },
+            },
           },
         })
         for (const [name, a, b] of ops) {

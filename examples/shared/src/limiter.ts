@@ -30,7 +30,8 @@ export interface ExampleLimiter {
 
 /**
  * The limiter every example uses: chain user → org → global, tiers free / premium / enterprise (user level
- * 10 / 100 / 1000 per second, org level 5× that), a global 5000/s, and an anonymous tier of 5 at 1/s.
+ * 10 / 100 / 1000 per second, org level 5× that), a global 5000/s, and an anonymous tier of 5 at 1/s (its org
+ * level, 5× that too, never applies: anonymous requests have no org).
  * `REDIS_URL` set → a Redis store shared by every server, else an in-process memory store.
  */
 export async function createExampleLimiter(env: NodeJS.ProcessEnv = process.env): Promise<ExampleLimiter> {
@@ -44,7 +45,11 @@ export async function createExampleLimiter(env: NodeJS.ProcessEnv = process.env)
       free: tierLimits(10),
       premium: tierLimits(100),
       enterprise: tierLimits(1000),
-      [ANONYMOUS_TIER]: { user: { capacity: 5, refill: { tokens: 1, per: '1s' } } },
+      // Anonymous requests carry no org key, so their org policy is never in force; every level needs one.
+      [ANONYMOUS_TIER]: {
+        user: { capacity: 5, refill: { tokens: 1, per: '1s' } },
+        org: { capacity: 5 * ORG_FACTOR, refill: { tokens: ORG_FACTOR, per: '1s' } },
+      },
     },
     policies: { global: perSecond(5000) },
     defaultTier: 'free',

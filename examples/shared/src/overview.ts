@@ -65,7 +65,7 @@ export async function tiersView(limiter: Limiter): Promise<TierView[]> {
         try {
           limits[level] = limitView((await limiter.getBucket({ level, key }, { tier: name })).policy)
         } catch (error) {
-          // This tier sets no policy at that level (the anonymous tier has no org level).
+          // No policy at that level under this tier (a limiter refuses such tiers, but a view stays safe).
           if (!(error instanceof TollgateError && error.code === ErrorCode.UnknownBucket)) throw error
         }
       }

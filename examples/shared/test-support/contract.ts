@@ -322,13 +322,17 @@ export function describeExampleContract(
           global: { capacity: 5000, perSecond: 5000 },
         },
       })
-      // The anonymous tier limits no org, and is no plan an org can move to.
-      expect(body.tiers[3]).toMatchObject({
+      // The anonymous tier is no plan an org can move to. Every level has a policy in every tier; its org
+      // policy never applies (anonymous requests carry no org: see the anonymous RateLimit-Policy above).
+      expect(body.tiers[3]).toEqual({
         name: 'anonymous',
         plan: false,
-        limits: { user: { capacity: 5 } },
+        limits: {
+          user: { capacity: 5, perSecond: 1 },
+          org: { capacity: 25, perSecond: 5 },
+          global: { capacity: 5000, perSecond: 5000 },
+        },
       })
-      expect(body.tiers[3]).not.toHaveProperty('limits.org')
     })
 
     it('lists every org with its tier and its users’ buckets per level', async () => {

@@ -33,7 +33,7 @@ export function unknownBucket(level: string, key: string): TollgateError {
  * at that moment for every bucket it governs, however late the bucket is next touched. Reads write nothing.
  */
 export function adminMethods(config: LimiterConfig, store: Store, tierBook: TierBook): AdminMethods {
-  const { levelNames } = config
+  const { levelNames, name } = config
   const parseRef = (ref: unknown): { level: string; index: number; key: string } => {
     if (typeof ref === 'string') return { level: levelNames[0]!, index: 0, key: parseKey(ref, 'key') }
     if (typeof ref !== 'object' || ref === null)
@@ -59,18 +59,18 @@ export function adminMethods(config: LimiterConfig, store: Store, tierBook: Tier
     async createBucket(ref, input) {
       const { level, key } = parseRef(ref)
       const policy = normalizePolicy(input, 'policy')
-      if (!(await store.registry.write('bucket', level, key, policy.id, 'absent')))
+      if (!(await store.registry.write(name, 'bucket', level, key, policy.id, 'absent')))
         throw bucketExists(level, key)
     },
     async updateBucket(ref, input) {
       const { level, key } = parseRef(ref)
       const policy = normalizePolicy(input, 'policy')
-      if (!(await store.registry.write('bucket', level, key, policy.id, 'present')))
+      if (!(await store.registry.write(name, 'bucket', level, key, policy.id, 'present')))
         throw unknownBucket(level, key)
     },
     async deleteBucket(ref) {
       const { level, key } = parseRef(ref)
-      if (!(await store.registry.write('bucket', level, key, null, 'present')))
+      if (!(await store.registry.write(name, 'bucket', level, key, null, 'present')))
         throw unknownBucket(level, key)
     },
     async getBucket(ref, options) {
@@ -96,11 +96,17 @@ export function adminMethods(config: LimiterConfig, store: Store, tierBook: Tier
     },
     async setTier(ref, tier) {
       const { level, key } = parseRef(ref)
-      await store.registry.write('assignment', level, key, tier === null ? null : parseTier(tier, 'tier'))
+      await store.registry.write(
+        name,
+        'assignment',
+        level,
+        key,
+        tier === null ? null : parseTier(tier, 'tier'),
+      )
     },
     async getTier(ref) {
       const { level, key } = parseRef(ref)
-      return latest((await store.registry.read(level, key))?.assignment) ?? undefined
+      return latest((await store.registry.read(name, level, key))?.assignment) ?? undefined
     },
     async updateLimits(tier, limits) {
       parseTier(tier, 'tier')
@@ -112,7 +118,7 @@ export function adminMethods(config: LimiterConfig, store: Store, tierBook: Tier
         })
       // One registry entry per (tier, level): concurrent changes of different levels never overwrite each other.
       for (const [index, policy] of parsed)
-        await store.registry.writeTier(tier, levelNames[index]!, policy.id)
+        await store.registry.writeTier(name, tier, levelNames[index]!, policy.id)
       // A read already in flight began before the write: this process's next decision must see it.
       await tierBook.load(true)
     },

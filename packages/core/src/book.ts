@@ -1,3 +1,4 @@
+import { DEFAULT_LIMITER_NAME } from './names.js'
 import type { Policy } from './policy.js'
 import type { Versions } from './versions.js'
 
@@ -13,6 +14,8 @@ import type { Versions } from './versions.js'
 export interface PolicyBook {
   /** Unique per book in this process; stores may key caches on it. */
   readonly version: number
+  /** The limiter's name: a store keeps every bucket and registry entry of this book under it. */
+  readonly namespace: string
   readonly levels: readonly string[]
   /** A policy per level index that applies whatever the tier (where the tier has none). */
   readonly base: readonly (Policy | undefined)[]
@@ -24,6 +27,13 @@ export interface PolicyBook {
 
 let nextBookVersion = 1
 
-export function makeBook(book: Omit<PolicyBook, 'version'>): PolicyBook {
-  return Object.freeze({ ...book, version: nextBookVersion++ })
+/** A new book; `namespace` defaults to the default limiter name. */
+export function makeBook(
+  book: Omit<PolicyBook, 'version' | 'namespace'> & { readonly namespace?: string },
+): PolicyBook {
+  return Object.freeze({
+    ...book,
+    namespace: book.namespace ?? DEFAULT_LIMITER_NAME,
+    version: nextBookVersion++,
+  })
 }

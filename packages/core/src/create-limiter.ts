@@ -6,6 +6,7 @@ import type { LimiterEvent, LimiterListener, StoreErrorMode } from './events.js'
 import { Fallback } from './fallback.js'
 import { InProcessStore } from './in-process.js'
 import { type CheckOptions, type Limiter, parseCost } from './limiter.js'
+import { claimName } from './names.js'
 import { type LimiterOptions, parseLimiterOptions, unknownTier } from './options.js'
 import type { DecideRequest, DecideResult, Store } from './store.js'
 import { type Subject, subjectKeys } from './subject.js'
@@ -70,6 +71,9 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
   // Before anything that would need undoing: a store that cannot count its fleet is refused here.
   const servers = serverCount(config.expectedServers, store)
 
+  // Two limiters with one name on one store would drain each other's buckets: the second is refused here.
+  const releaseName = claimName(store.keyspace ?? store, config.name)
+
   const listeners = new Set<LimiterListener>()
   if (options.onEvent) listeners.add(options.onEvent)
   const emit = (event: LimiterEvent): void => {
@@ -84,6 +88,8 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
 
   const tierBook = new TierBook(config, store.registry)
   const unsubscribe = store.registry.subscribe((change) => {
+    // Another limiter's changes are not this one's (a change of unknown namespace may be anyone's).
+    if (change?.namespace !== undefined && change.namespace !== config.name) return
     if (change === undefined || change.kind === 'tier') tierBook.invalidate()
     emit({ type: 'registry-change', kind: change?.kind, id: change?.key })
   })
@@ -150,6 +156,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     summarize(outcome.levels, outcome.allowed, cost, outcome.tier, outcome.now, outcome.degraded)
 
   const limiter: Limiter = {
+    name: config.name,
     levels: levelNames,
     get tierNames() {
       return [...config.tiers.keys()]
@@ -203,6 +210,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     },
 
     async close() {
+      releaseName()
       unsubscribe()
       servers.leave()
       listeners.clear()

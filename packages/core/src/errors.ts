@@ -31,6 +31,8 @@ export const ErrorCode = {
   StoreUnavailable: 'ERR_TOLLGATE_STORE_UNAVAILABLE',
   /** The store holds data in a layout this version does not read; the message says what to run. */
   StoreLayout: 'ERR_TOLLGATE_STORE_LAYOUT',
+  /** A second limiter with one name on one store (they would share every bucket). `field` is `name`. */
+  DuplicateName: 'ERR_TOLLGATE_DUPLICATE_NAME',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]

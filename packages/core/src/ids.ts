@@ -1,3 +1,5 @@
+import { DEFAULT_LIMITER_NAME } from './names.js'
+
 /**
  * The one id format for a (level, key) pair in process: joined by a NUL, which no level name may contain
  * (levels are validated), so no two pairs share an id whatever the keys hold.
@@ -9,4 +11,14 @@ export function bucketId(level: string, key: string): string {
 export function splitBucketId(id: string): [level: string, key: string] {
   const at = id.indexOf('\u0000')
   return [id.slice(0, at), id.slice(at + 1)]
+}
+
+/**
+ * A bucket's id in a store shared by limiters: the default limiter's as `bucketId` (the layout before names),
+ * a named one's led by a NUL and its name (no name or level holds a NUL, and no default id starts with one).
+ */
+export function namespacedId(namespace: string, level: string, key: string): string {
+  return namespace === DEFAULT_LIMITER_NAME
+    ? `${level}\u0000${key}`
+    : `\u0000${namespace}\u0000${level}\u0000${key}`
 }

@@ -1,8 +1,9 @@
 import { LRUCache } from 'lru-cache'
 import { advance } from './advance.js'
 import { type Assessment, assess, type BucketState, settle, stateTtlMs } from './algorithm.js'
-import { bucketId } from './ids.js'
-import { type Policy, policyFromId } from './policy.js'
+import { namespacedId } from './ids.js'
+import { type Clock, InProcessRegistry, monotonicClock } from './in-process-registry.js'
+import type { Policy } from './policy.js'
 import { latestChange, policyAt, type TenantEntries, tierAt } from './resolve.js'
 import type {
   DecideRequest,
@@ -10,134 +11,19 @@ import type {
   FleetMembership,
   LevelResult,
   RefundRequest,
-  RegistryChange,
-  RegistryStore,
   Store,
-  TierEntry,
 } from './store.js'
-import { appendVersion, latest, type Version } from './versions.js'
 
-/** ms clock; stores and the limiter take one so tests can drive time by hand. */
-export type Clock = () => number
-
-const timeOrigin = performance.timeOrigin
-
-/** A monotonic ms clock anchored at the wall clock when the process started. */
-export const monotonicClock: Clock = () => Math.floor(timeOrigin + performance.now())
+export {
+  type Clock,
+  InProcessRegistry,
+  monotonicClock,
+  type NamespacedTierEntry,
+} from './in-process-registry.js'
 
 /** True when a state's bucket is full again at `now` under its own policy. */
 export function isExpired(state: BucketState, now: number): boolean {
   return stateTtlMs(state, now) <= 0
-}
-
-interface MutableEntries {
-  assignment?: Version<string>[]
-  bucket?: Version<Policy>[]
-}
-
-const maxMoments = 10_000
-
-/** A registry held in this process, stamped with the store's clock; listeners hear every change at once. */
-export class InProcessRegistry implements RegistryStore {
-  private tenants = new Map<string, MutableEntries>()
-  private tierVersions = new Map<string, TierEntry>()
-  /** Moments of the most recent changes, ascending, for sweeps that must know a bucket saw none. */
-  private moments: number[] = []
-  private readonly listeners = new Set<(change?: RegistryChange) => void>()
-
-  constructor(private readonly clock: Clock = monotonicClock) {}
-
-  /** The entries a decision reads, synchronously; undefined in the common case of none. */
-  entriesNow(level: string, key: string): TenantEntries | undefined {
-    return this.tenants.size === 0 ? undefined : this.tenants.get(bucketId(level, key))
-  }
-
-  async read(level: string, key: string): Promise<TenantEntries | undefined> {
-    return this.entriesNow(level, key)
-  }
-
-  // Typed by the contract: the parameters are RegistryStore.write's.
-  readonly write: RegistryStore['write'] = async (kind, level, key, value, condition) => {
-    const id = bucketId(level, key)
-    const entries = this.tenants.get(id) ?? {}
-    const current = kind === 'assignment' ? latest(entries.assignment) : latest(entries.bucket)
-    if (condition === 'absent' && current !== null) return false
-    if (condition === 'present' && current === null) return false
-    const now = Math.floor(this.clock())
-    if (kind === 'assignment') entries.assignment = appendVersion(entries.assignment, now, value)
-    else {
-      const policy = value === null ? null : policyFromId(value)
-      if (policy === undefined) throw new Error(`not a policy id: ${value}`)
-      entries.bucket = appendVersion(entries.bucket, now, policy)
-    }
-    this.tenants.set(id, entries)
-    this.noteMoment(now)
-    this.emit({ kind, level, key })
-    return true
-  }
-
-  async tiers(): Promise<TierEntry[]> {
-    return this.tiersNow()
-  }
-
-  tiersNow(): TierEntry[] {
-    return [...this.tierVersions.values()]
-  }
-
-  async writeTier(tier: string, level: string, policyId: string): Promise<void> {
-    const id = bucketId(tier, level)
-    const now = Math.floor(this.clock())
-    const versions = appendVersion(this.tierVersions.get(id)?.versions, now, policyId)
-    this.noteMoment(now)
-    this.tierVersions.set(id, { tier, level, versions })
-    this.emit({ kind: 'tier' })
-  }
-
-  /** False when some change may have come in (after, upTo]: a state there may not be what it seems alone. */
-  quietBetween(after: number, upTo: number): boolean {
-    if (this.moments.length >= maxMoments && after < this.moments[0]!) return false
-    for (let i = this.moments.length - 1; i >= 0 && this.moments[i]! > after; i--) {
-      if (this.moments[i]! <= upTo) return false
-    }
-    return true
-  }
-
-  private noteMoment(now: number): void {
-    if (this.moments.length >= maxMoments) this.moments.shift()
-    this.moments.push(now)
-  }
-
-  subscribe(listener: (change?: RegistryChange) => void): () => void {
-    this.listeners.add(listener)
-    return () => this.listeners.delete(listener)
-  }
-
-  /** Everything, for snapshots. */
-  snapshot(): { tenants: [string, TenantEntries][]; tiers: TierEntry[] } {
-    return { tenants: [...this.tenants], tiers: [...this.tierVersions.values()] }
-  }
-
-  /** Replaces everything (snapshot import) and tells listeners to reload. */
-  restore(snapshot: { tenants: [string, TenantEntries][]; tiers: TierEntry[] }): void {
-    this.tenants = new Map(snapshot.tenants.map(([id, e]) => [id, { ...e } as MutableEntries]))
-    this.tierVersions = new Map(snapshot.tiers.map((t) => [bucketId(t.tier, t.level), t]))
-    const all = [
-      ...snapshot.tenants.flatMap(([, e]) => [...(e.assignment ?? []), ...(e.bucket ?? [])]),
-      ...snapshot.tiers.flatMap((t) => t.versions),
-    ].map((v) => v.since)
-    this.moments = all.sort((a, b) => a - b).slice(-maxMoments)
-    this.emit(undefined)
-  }
-
-  private emit(change: RegistryChange | undefined): void {
-    for (const listener of this.listeners) {
-      try {
-        listener(change)
-      } catch {
-        // One failing listener must not starve the others or fail the write.
-      }
-    }
-  }
 }
 
 export interface InProcessStoreOptions {
@@ -218,7 +104,7 @@ export class InProcessStore implements Store {
   /** The store's now, the chain's registry entries and the tier they name at that moment. */
   private situation(request: DecideRequest | RefundRequest) {
     const now = Math.floor(this.clock())
-    const entries = this.entriesOf(request.book.levels, request.keys)
+    const entries = this.entriesOf(request.book, request.keys)
     return { now, entries, tier: tierAt(request.book, entries, request.tier, now) }
   }
 
@@ -241,7 +127,7 @@ export class InProcessStore implements Store {
       if (key === undefined) continue
       const r = policyAt(book, i, entries[i], tier, now)
       if (r === undefined) continue
-      const id = bucketId(book.levels[i]!, key)
+      const id = namespacedId(book.namespace, book.levels[i]!, key)
       const stored = this.states.get(id)
       const state = stored === undefined ? undefined : this.current(stored, book, i, entries, forced, now)
       const a = assess(state, r.policy, now, cost)
@@ -287,7 +173,7 @@ export class InProcessStore implements Store {
       // A policy changed since the decision is never credited: the refund would be a gift under new terms.
       if (r === undefined || r.policy.id !== chargedUnder) continue
       if (latestChange(book, i, entries, forced, now) > request.decidedAt) continue
-      const id = bucketId(book.levels[i]!, key)
+      const id = namespacedId(book.namespace, book.levels[i]!, key)
       const stored = this.states.get(id)
       const state = stored === undefined ? undefined : this.current(stored, book, i, entries, forced, now)
       if (state === undefined) continue
@@ -303,8 +189,8 @@ export class InProcessStore implements Store {
     }
   }
 
-  async reset(level: string, key: string): Promise<boolean> {
-    return this.states.delete(bucketId(level, key))
+  async reset(namespace: string, level: string, key: string): Promise<boolean> {
+    return this.states.delete(namespacedId(namespace, level, key))
   }
 
   /** A store in one process is shared by no other server: a fleet of one. */
@@ -325,12 +211,12 @@ export class InProcessStore implements Store {
     return state === undefined || isExpired(state, now) ? undefined : state
   }
 
-  private entriesOf(levels: readonly string[], keys: readonly (string | undefined)[]) {
+  private entriesOf(book: DecideRequest['book'], keys: readonly (string | undefined)[]) {
     let entries: (TenantEntries | undefined)[] | undefined
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]
       if (key === undefined) continue
-      const e = this.registry.entriesNow(levels[i]!, key)
+      const e = this.registry.entriesNow(book.namespace, book.levels[i]!, key)
       if (e === undefined) continue
       entries ??= new Array(keys.length)
       entries[i] = e

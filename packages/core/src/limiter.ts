@@ -54,8 +54,11 @@ export interface Limiter {
   updateLimits(tier: string, limits: TierLimits): Promise<void>
   /** Listens to every event; returns the unsubscribe function. */
   on(listener: LimiterListener): () => void
+  /** The limiter's namespace in its store (`createLimiter({ name })`, default `'default'`). */
+  readonly name: string
   readonly levels: readonly string[]
   readonly tierNames: readonly string[]
+  /** Stops listening to the store and frees the name, so a new limiter may take it on that store. */
   close(): Promise<void>
 }
 

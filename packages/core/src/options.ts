@@ -1,6 +1,7 @@
 import { describeValue, ErrorCode, invalid, TollgateError } from './errors.js'
 import type { LimiterListener, StoreErrorMode } from './events.js'
 import { type Clock, monotonicClock } from './in-process.js'
+import { DEFAULT_LIMITER_NAME } from './names.js'
 import { DEFAULT_POLICY_INPUT, normalizePolicy, type Policy, type PolicyInput } from './policy.js'
 import type { Store } from './store.js'
 import { type Level, type LevelSpec, parseLevels, unknownLevel } from './subject.js'
@@ -11,6 +12,12 @@ export type TierLimits = Readonly<Record<string, PolicyInput | Policy>>
 export interface LimiterOptions {
   /** Where bucket state and the registry live. Default: an in-process store (bounded, 100k keys). */
   store?: Store
+  /**
+   * The limiter's namespace in its store: limiters sharing a store never touch each other's buckets or
+   * registry entries, whatever their levels are called. Default `'default'` (the store's layout from before
+   * names); a second limiter with the same name on one store is refused, so give each its own.
+   */
+  name?: string
   /** The chain, checked all-or-nothing, in order. Default `['key']`. A level named `global` has the fixed key `global`. */
   levels?: readonly LevelSpec[]
   /** One policy for every level (the simple case). */
@@ -38,6 +45,7 @@ export interface LimiterOptions {
 
 /** The options, checked once: what every part of the limiter reads. */
 export interface LimiterConfig {
+  readonly name: string
   readonly levels: readonly Level[]
   readonly levelNames: readonly string[]
   /** Per level index. */
@@ -54,6 +62,7 @@ export interface LimiterConfig {
 
 const knownOptions = new Set([
   'store',
+  'name',
   'levels',
   'policy',
   'policies',
@@ -110,6 +119,38 @@ export function parseTierLimits(
   return parsed
 }
 
+/**
+ * A level with no policy in some tier and no base policy would never be limited under that tier: refused,
+ * naming the level and the tier (or `policies` when there are no tiers).
+ */
+function assertEveryLevelLimited(
+  levelNames: readonly string[],
+  base: readonly (Policy | undefined)[],
+  tiers: ReadonlyMap<string, readonly (Policy | undefined)[]>,
+): void {
+  levelNames.forEach((level, i) => {
+    if (base[i] !== undefined) return
+    if (tiers.size === 0) {
+      throw invalid(
+        ErrorCode.InvalidPolicy,
+        `policies.${level}`,
+        undefined,
+        `a policy: level ${JSON.stringify(level)} has none (give it one in policies, or policy for every level)`,
+      )
+    }
+    for (const [tier, byLevel] of tiers) {
+      if (byLevel[i] !== undefined) continue
+      throw invalid(
+        ErrorCode.InvalidPolicy,
+        `tiers.${tier}.${level}`,
+        undefined,
+        `a policy: level ${JSON.stringify(level)} has none in tier ${JSON.stringify(tier)} and no base ` +
+          `policy (give it one in the tier, or in policies.${level} for every tier)`,
+      )
+    }
+  })
+}
+
 export function parseLimiterOptions(options: LimiterOptions): LimiterConfig {
   if (typeof options !== 'object' || options === null) throw optionError('options', options, 'an object')
   for (const name of Object.keys(options)) {
@@ -120,6 +161,10 @@ export function parseLimiterOptions(options: LimiterOptions): LimiterConfig {
         `left out: createLimiter has no option ${JSON.stringify(name)} (known: ${[...knownOptions].join(', ')})`,
       )
     }
+  }
+  const name = options.name ?? DEFAULT_LIMITER_NAME
+  if (typeof name !== 'string' || name.length === 0 || name.length > 200 || name.includes('\u0000')) {
+    throw optionError('name', name, 'a non-empty string of at most 200 characters, without NUL')
   }
   const clock = options.clock ?? monotonicClock
   if (options.clock !== undefined && typeof clock !== 'function') {
@@ -163,7 +208,9 @@ export function parseLimiterOptions(options: LimiterOptions): LimiterConfig {
   const defaultTier = options.defaultTier ?? tiers.keys().next().value
   // With no policy anywhere, every level gets the default: capacity 5, 1 token per second.
   if (tiers.size === 0 && !base.some((p) => p !== undefined)) base.fill(normalizePolicy(DEFAULT_POLICY_INPUT))
+  assertEveryLevelLimited(levelNames, base, tiers)
   return {
+    name,
     levels,
     levelNames,
     base,

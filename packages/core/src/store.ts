@@ -61,6 +61,8 @@ export interface TierEntry {
 
 export interface RegistryChange {
   readonly kind: 'tier' | EntryKind
+  /** The limiter name (namespace) it concerns; undefined when unknown (every limiter reloads). */
+  readonly namespace?: string
   /** For assignments and buckets: the tenant. */
   readonly level?: string
   readonly key?: string
@@ -70,30 +72,33 @@ export interface RegistryChange {
  * Where tier changes, tier assignments and per-tenant buckets live, so every server sharing a store shares
  * them. Every write is a new version stamped with the store's clock: a change takes effect at that moment.
  * Per-tenant entries live beside the tenant's bucket state, so a decision reads them in the same step.
+ * Every entry belongs to one limiter name (`namespace`, the book's): limiters never see each other's.
  */
 export interface RegistryStore {
   /** One tenant's entries, histories included; undefined when there are none. */
-  read(level: string, key: string): Promise<TenantEntries | undefined>
+  read(namespace: string, level: string, key: string): Promise<TenantEntries | undefined>
   /**
    * Records `value` (a tier name, a policy id; null removes) as of now. The condition applies to the current
    * value: 'absent' (create) or 'present' (update, delete). Resolves false when it fails.
    */
   write(
+    namespace: string,
     kind: EntryKind,
     level: string,
     key: string,
     value: string | null,
     condition?: 'absent' | 'present',
   ): Promise<boolean>
-  /** Every runtime tier change. */
-  tiers(): Promise<TierEntry[]>
+  /** Every runtime tier change of one namespace. */
+  tiers(namespace: string): Promise<TierEntry[]>
   /** Optional: the same, synchronously, for registries held in this process. */
-  tiersNow?(): TierEntry[]
+  tiersNow?(namespace: string): TierEntry[]
   /** Records a tier's new policy at one level as of now. */
-  writeTier(tier: string, level: string, policyId: string): Promise<void>
+  writeTier(namespace: string, tier: string, level: string, policyId: string): Promise<void>
   /**
-   * Hears every change made anywhere (a listener called with no change means "anything may have changed").
-   * A store that can miss messages must make up for it itself (a version check, a reload after reconnecting).
+   * Hears every change made anywhere, in any namespace (a listener called with no change means "anything may
+   * have changed"). A store that can miss messages must make up for it itself (a version check, a reload
+   * after reconnecting).
    */
   subscribe(listener: (change?: RegistryChange) => void): () => void
 }
@@ -113,9 +118,18 @@ export interface FleetMembership {
  * The Store contract. `decide` reads a chain's states and registry entries, resolves each level's policy
  * (advancing states through registry changes at their moments), and charges every level or none — atomically.
  * It must settle within the store's own timeout: core has no timers, so a store that can hang bounds itself.
+ *
+ * Several limiters may share a store: every bucket and registry entry belongs to one limiter name, the
+ * request book's `namespace` (or the `namespace` argument), and a store keys them apart. The default name
+ * (`DEFAULT_LIMITER_NAME`) should keep the store's layout from before names, so its data keeps working.
  */
 export interface Store {
   readonly name: string
+  /**
+   * What the store's state lives in, when several store objects share it (one Redis client and prefix): a
+   * limiter name is claimed once per keyspace in a process. Default: the store object itself.
+   */
+  readonly keyspace?: object
   decide(request: DecideRequest): Promise<DecideResult>
   /**
    * Optional: the same decision made synchronously, for stores that decide in this process. The limiter
@@ -125,7 +139,7 @@ export interface Store {
   /** Gives back `cost` on every level charged under an unchanged policy, never above capacity, atomically. */
   refund(request: RefundRequest): Promise<void>
   /** Forgets a bucket's state (it is full again). Resolves whether there was any. */
-  reset(level: string, key: string): Promise<boolean>
+  reset(namespace: string, level: string, key: string): Promise<boolean>
   readonly registry: RegistryStore
   /** Resolves once the store can take decisions (a client still connecting is not a failing store). */
   ready?(): Promise<void>

@@ -22,7 +22,7 @@ export class TierBook {
   ) {
     this.book = this.build([])
     if (registry.tiersNow) {
-      this.apply(registry.tiersNow())
+      this.apply(registry.tiersNow(config.name))
       this.loaded = true
     }
   }
@@ -42,7 +42,7 @@ export class TierBook {
    */
   load(fresh = false): Promise<void> {
     if (this.registry.tiersNow) {
-      this.apply(this.registry.tiersNow())
+      this.apply(this.registry.tiersNow(this.config.name))
       this.loaded = true
       return Promise.resolve()
     }
@@ -61,7 +61,7 @@ export class TierBook {
     this.generation++
     if (this.registry.tiersNow) {
       // A registry in this process answers at once: the change is in the very next decision.
-      this.apply(this.registry.tiersNow())
+      this.apply(this.registry.tiersNow(this.config.name))
       this.loaded = true
       return
     }
@@ -72,7 +72,7 @@ export class TierBook {
 
   private async read(): Promise<void> {
     const startedAt = this.generation
-    this.apply(await this.registry.tiers())
+    this.apply(await this.registry.tiers(this.config.name))
     // A change heard while this read was in flight may not be in it: read again.
     if (startedAt !== this.generation) return this.read()
     this.loaded = true
@@ -113,6 +113,7 @@ export class TierBook {
       byLevel[levelIndex] = [...(byLevel[levelIndex] ?? []), ...versions]
     }
     return makeBook({
+      namespace: this.config.name,
       levels: this.config.levelNames,
       base: this.config.base,
       tiers,

@@ -21,7 +21,7 @@ function fleetStore(clock: () => number) {
   const store: Store = {
     name: 'fleet-switchable',
     registry: inner.registry,
-    reset: (level, key) => inner.reset(level, key),
+    reset: (namespace, level, key) => inner.reset(namespace, level, key),
     refund: (request) => inner.refund(request),
     decide: async (request: DecideRequest) => {
       if (down) throw new TollgateError(ErrorCode.StoreUnavailable, 'store is down')

@@ -17,7 +17,7 @@ function switchableStore(clock: () => number) {
   const store: Store = {
     name: 'switchable',
     registry: inner.registry,
-    reset: (level, key) => inner.reset(level, key),
+    reset: (namespace, level, key) => inner.reset(namespace, level, key),
     refund: (request) => inner.refund(request),
     decide: async (request: DecideRequest) => {
       calls++
@@ -77,9 +77,12 @@ describe('createLimiter options', () => {
     expect((await limiter.check('1.2.3.4')).allowed).toBe(true)
   })
 
-  it('allows everything when no level has a policy for the subject', async () => {
-    const limiter = createLimiter({ levels: ['user', 'org'], policies: { org: { capacity: 1, refill: 1 } } })
-    const d = await limiter.check({ user: 'u' })
+  it('allows everything when the subject has a key for no limited level', async () => {
+    const limiter = createLimiter({
+      levels: ['user', 'org'],
+      policies: { user: { capacity: 1, refill: 1 }, org: { capacity: 1, refill: 1 } },
+    })
+    const d = await limiter.check({ user: undefined })
     expect(d).toMatchObject({ allowed: true, levels: [] })
   })
 })

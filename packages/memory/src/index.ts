@@ -6,9 +6,9 @@ import {
   invalid,
   isExpired,
   monotonicClock,
+  type NamespacedTierEntry,
   policyFromId,
   type TenantEntries,
-  type TierEntry,
   TollgateError,
 } from '@tollgate/core/store'
 
@@ -42,7 +42,8 @@ export interface MemorySnapshot {
   /** The store's clock when written. */
   readonly now: number
   readonly states: [id: string, state: BucketState][]
-  readonly registry: { tenants: [id: string, entries: SnapshotEntries][]; tiers: TierEntry[] }
+  /** Ids as `namespacedId` makes them; tier changes of a named limiter carry its `namespace`. */
+  readonly registry: { tenants: [id: string, entries: SnapshotEntries][]; tiers: NamespacedTierEntry[] }
 }
 
 export const DEFAULT_MAX_KEYS = 1_000_000

@@ -74,6 +74,57 @@ describe('memoryStore', () => {
     expect(await limiterAfter.check('u3', { cost: 0 })).toMatchObject({ limit: 2 })
   })
 
+  it('keeps a per-IP limiter and an /export one apart on one store, both on the default level key (issue 14)', async () => {
+    const clock = manualClock()
+    const store = memoryStore({ clock: clock.now })
+    const perIp = createLimiter({
+      store,
+      clock: clock.now,
+      policy: { capacity: 3, refill: { tokens: 3, per: '1m' } },
+    })
+    const exporter = createLimiter({
+      store,
+      clock: clock.now,
+      name: 'export',
+      policy: { capacity: 1, refill: { tokens: 1, per: '1m' } },
+    })
+    expect((await exporter.check('127.0.0.1')).allowed).toBe(true)
+    expect((await exporter.check('127.0.0.1')).allowed).toBe(false)
+    // Before names both used bucket key:127.0.0.1: the export route's charge left this limiter nothing.
+    const admitted = []
+    for (let i = 0; i < 4; i++) admitted.push((await perIp.check('127.0.0.1')).allowed)
+    expect(admitted).toEqual([true, true, true, false])
+    expect(() => createLimiter({ store, policy: { capacity: 3, refill: 1 } })).toThrow(
+      expect.objectContaining({ code: ErrorCode.DuplicateName, field: 'name', value: 'default' }),
+    )
+  })
+
+  it('exports and imports every limiter of the store, each in its own namespace', async () => {
+    const clock = manualClock()
+    const options = {
+      tiers: { free: { key: { capacity: 10, refill: 1 } }, pro: { key: { capacity: 50, refill: 5 } } },
+    }
+    const before = memoryStore({ clock: clock.now })
+    const perIp = createLimiter({ ...options, store: before, clock: clock.now })
+    const exporter = createLimiter({ ...options, name: 'export', store: before, clock: clock.now })
+    await perIp.check('1.2.3.4', { cost: 7 })
+    await exporter.check('1.2.3.4', { cost: 2 })
+    await exporter.setTier('1.2.3.4', 'pro')
+    await exporter.updateLimits('free', { key: { capacity: 3, refill: 1 } })
+    const snapshot: MemorySnapshot = JSON.parse(JSON.stringify(before.export()))
+    // The default limiter's entries read as before names: no namespace field.
+    expect(snapshot.registry.tiers).toEqual([expect.objectContaining({ namespace: 'export', tier: 'free' })])
+
+    const after = memoryStore({ clock: clock.now })
+    after.import(snapshot)
+    const perIpAfter = createLimiter({ ...options, store: after, clock: clock.now })
+    const exporterAfter = createLimiter({ ...options, name: 'export', store: after, clock: clock.now })
+    expect(await perIpAfter.check('1.2.3.4', { cost: 0 })).toMatchObject({ tier: 'free', remaining: 3 })
+    expect(await exporterAfter.check('1.2.3.4', { cost: 0 })).toMatchObject({ tier: 'pro', remaining: 8 })
+    expect(await perIpAfter.check('5.6.7.8', { cost: 0 })).toMatchObject({ limit: 10 })
+    expect(await exporterAfter.check('5.6.7.8', { cost: 0 })).toMatchObject({ limit: 3 })
+  })
+
   it('refuses a snapshot it did not write, keeping what it holds', async () => {
     const clock = manualClock()
     const store = memoryStore({ clock: clock.now })

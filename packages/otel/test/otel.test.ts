@@ -66,7 +66,10 @@ function memoryLimiter(maxKeys = 1000) {
     store,
     clock: clock.now,
     levels: ['user', 'org'],
-    tiers: { free: { user: perMinute(10), org: perMinute(100) }, premium: { user: perMinute(100) } },
+    tiers: {
+      free: { user: perMinute(10), org: perMinute(100) },
+      premium: { user: perMinute(100), org: perMinute(1000) },
+    },
   })
   cleanups.push(() => limiter.close())
   return { limiter, store }

@@ -1,16 +1,23 @@
 import { createHash } from 'node:crypto'
+import { DEFAULT_LIMITER_NAME } from '@tollgate/core/store'
 
 /**
- * Key layout (prefix defaults to `tollgate:`):
+ * Key layout (prefix defaults to `tollgate:`), for the limiter named `default` (createLimiter's default,
+ * the layout from before names, so data written then keeps working):
  *
  *   bucket state      <prefix>{<level>:<key>}                  one slot per bucket (default)
  *                     <prefix>{<tag>}<level>:<key>             with the hashTag option: buckets of one tag share a slot
  *   tenant registry   <prefix>{<level>:<key>}:reg              beside its bucket (same slot): fields a, b
  *                     <prefix>{<tag>}<level>:<key>:reg
  *   tier changes      <prefix>{registry}:tiers                 hash: <tier>=<level> → history
- *   tier version      <prefix>{registry}:version               bumped by every tier change
- *   pub/sub channel   <prefix>registry
+ *   tier version      <prefix>{registry}:version               bumped by every tier change, of any limiter
+ *   pub/sub channel   <prefix>registry                         messages carry the limiter's name (ns)
  *   fleet heartbeats  <prefix>{fleet}:servers                  sorted set: server → its last beat (Redis ms)
+ *
+ * Any other limiter name leads the bucket name, before a `#`: `<prefix>{<name>#<level>:<key>}` (with hashTag
+ * `<prefix>{<tag>}<name>#<level>:<key>`, the tag unchanged, so a chain still shares its slot); its tier
+ * changes are in `<prefix>{registry}:tiers:<name>`. Escaping leaves a `#` only at the start of a hashed part,
+ * so a `#` after the first character of a bucket name always ends a limiter name: no two limiters' names meet.
  *
  * A bucket name holds exactly one `:` (parts are escaped), so `…:reg` can never be another bucket's key.
  *
@@ -35,8 +42,15 @@ export function encodePart(part: string): string {
 /** Chooses which buckets share a Redis Cluster slot: buckets whose tags are equal do. */
 export type HashTag = (level: string, key: string) => string
 
-export function bucketKey(prefix: string, level: string, key: string, hashTag: HashTag | undefined): string {
-  const name = `${encodePart(level)}:${encodePart(key)}`
+export function bucketKey(
+  prefix: string,
+  namespace: string,
+  level: string,
+  key: string,
+  hashTag: HashTag | undefined,
+): string {
+  const bucket = `${encodePart(level)}:${encodePart(key)}`
+  const name = namespace === DEFAULT_LIMITER_NAME ? bucket : `${encodePart(namespace)}#${bucket}`
   if (!hashTag) return `${prefix}{${name}}`
   // An empty tag `{}` would hash the whole key: '%' is never produced by escaping, so it is a safe stand-in.
   const tag = encodePart(hashTag(level, key)) || '%'
@@ -48,8 +62,9 @@ export function entryKey(bucket: string): string {
   return `${bucket}:reg`
 }
 
-export function tierHashKey(prefix: string): string {
-  return `${prefix}{registry}:tiers`
+export function tierHashKey(prefix: string, namespace: string): string {
+  const key = `${prefix}{registry}:tiers`
+  return namespace === DEFAULT_LIMITER_NAME ? key : `${key}:${encodePart(namespace)}`
 }
 
 export function tierVersionKey(prefix: string): string {
@@ -68,4 +83,21 @@ export function fleetKey(prefix: string): string {
 
 export function registryChannel(prefix: string): string {
   return `${prefix}registry`
+}
+
+const keyspaces = new WeakMap<object, Map<string, object>>()
+
+/** One object per (client, prefix): stores made on them share every key, so a limiter name is claimed once. */
+export function keyspaceOf(client: object, prefix: string): object {
+  let byPrefix = keyspaces.get(client)
+  if (!byPrefix) {
+    byPrefix = new Map()
+    keyspaces.set(client, byPrefix)
+  }
+  let keyspace = byPrefix.get(prefix)
+  if (!keyspace) {
+    keyspace = {}
+    byPrefix.set(prefix, keyspace)
+  }
+  return keyspace
 }

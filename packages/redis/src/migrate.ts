@@ -1,4 +1,4 @@
-import { normalizePolicy } from '@tollgate/core/store'
+import { DEFAULT_LIMITER_NAME, normalizePolicy } from '@tollgate/core/store'
 import { type RedisClient, storeClient } from './client.js'
 import { type HashTag, legacyRegistryKeys } from './keys.js'
 import { redisStore } from './store.js'
@@ -24,6 +24,7 @@ function split(id: string): [string, string] {
  * Moves a registry written by an earlier release (one hash per kind under `{registry}`) to the current
  * layout: tier changes to `{registry}:tiers`, each assignment and custom bucket beside its tenant's bucket.
  * Every entry takes effect as of the migration. Safe to run twice; run it with the store's prefix and hashTag.
+ * Those releases had no limiter names: everything moves to the default limiter's (`default`).
  */
 export async function migrateRegistry(options: MigrateOptions): Promise<MigrateReport> {
   const prefix = options.prefix ?? 'tollgate:'
@@ -37,15 +38,21 @@ export async function migrateRegistry(options: MigrateOptions): Promise<MigrateR
   ])
   for (const [id, json] of Object.entries(tiers)) {
     const [tier, level] = split(id)
-    await store.registry.writeTier(tier, level, normalizePolicy(JSON.parse(json)).id)
+    await store.registry.writeTier(DEFAULT_LIMITER_NAME, tier, level, normalizePolicy(JSON.parse(json)).id)
   }
   for (const [id, json] of Object.entries(assignments)) {
     const [level, key] = split(id)
-    await store.registry.write('assignment', level, key, JSON.parse(json) as string)
+    await store.registry.write(DEFAULT_LIMITER_NAME, 'assignment', level, key, JSON.parse(json) as string)
   }
   for (const [id, json] of Object.entries(buckets)) {
     const [level, key] = split(id)
-    await store.registry.write('bucket', level, key, normalizePolicy(JSON.parse(json)).id)
+    await store.registry.write(
+      DEFAULT_LIMITER_NAME,
+      'bucket',
+      level,
+      key,
+      normalizePolicy(JSON.parse(json)).id,
+    )
   }
   await client.del(tierKey, assignmentKey, bucketKey)
   await store.close?.()

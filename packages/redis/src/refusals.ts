@@ -179,10 +179,11 @@ function bucketOf(level: string, key: string): string {
   return `${level}\0${key}`
 }
 
-/** Book version, forced tier, cost and every level's key; lengths first, so no two chains share a key. */
+/** Limiter name, book version, forced tier, cost and every level's key; lengths first, so no two meet. */
 function requestKey(request: DecideRequest): string {
-  const tier = request.tier
-  let key = `${request.book.version}:${request.cost}:${tier === undefined ? '-' : `${tier.length}:${tier}`}`
+  const { tier, book } = request
+  const ns = book.namespace
+  let key = `${ns.length}:${ns}:${book.version}:${request.cost}:${tier === undefined ? '-' : `${tier.length}:${tier}`}`
   for (const k of request.keys) key += k === undefined ? '|-' : `|${k.length}:${k}`
   return key
 }

@@ -1,5 +1,6 @@
 import {
   type Clock,
+  DEFAULT_LIMITER_NAME,
   type EntryKind,
   ErrorCode,
   MAX_VERSIONS,
@@ -37,7 +38,7 @@ export class RedisRegistry implements RegistryStore {
     private readonly client: StoreClient,
     private readonly prefix: string,
     private readonly checkMs: number,
-    private readonly bucketKey: (level: string, key: string) => string,
+    private readonly bucketKey: (namespace: string, level: string, key: string) => string,
     private readonly bounded: Bounded,
     private readonly run: Run,
     private readonly clock: Clock | undefined,
@@ -51,24 +52,26 @@ export class RedisRegistry implements RegistryStore {
     return this.clock ? String(Math.floor(this.clock())) : ''
   }
 
-  async read(level: string, key: string): Promise<TenantEntries | undefined> {
-    const [a, b] = await this.bounded(() => this.client.hmget(entryKey(this.bucketKey(level, key)), 'a', 'b'))
+  async read(namespace: string, level: string, key: string): Promise<TenantEntries | undefined> {
+    const entries = entryKey(this.bucketKey(namespace, level, key))
+    const [a, b] = await this.bounded(() => this.client.hmget(entries, 'a', 'b'))
     if (!a && !b) return undefined
     return { assignment: parseAssignments(a), bucket: parseBuckets(b) }
   }
 
   async write(
+    namespace: string,
     kind: EntryKind,
     level: string,
     key: string,
     value: string | null,
     condition?: 'absent' | 'present',
   ): Promise<boolean> {
-    const message = JSON.stringify({ kind, level, key })
+    const message = JSON.stringify({ kind, ns: namespace, level, key })
     const reply = await this.bounded(() =>
       this.run(
         entryWriteScript,
-        [entryKey(this.bucketKey(level, key))],
+        [entryKey(this.bucketKey(namespace, level, key))],
         [
           kind === 'assignment' ? 'a' : 'b',
           value === null ? '' : escapeValue(value),
@@ -80,14 +83,14 @@ export class RedisRegistry implements RegistryStore {
         ],
       ),
     )
-    this.onChange({ kind, level, key })
+    this.onChange({ kind, namespace, level, key })
     return reply === 1
   }
 
-  async tiers(): Promise<TierEntry[]> {
+  async tiers(namespace: string): Promise<TierEntry[]> {
     const legacy = legacyRegistryKeys(this.prefix)
     const [found, all] = await this.bounded(() =>
-      Promise.all([this.client.exists(...legacy), this.client.hgetall(tierHashKey(this.prefix))]),
+      Promise.all([this.client.exists(...legacy), this.client.hgetall(tierHashKey(this.prefix, namespace))]),
     )
     if (found > 0) {
       throw new TollgateError(
@@ -111,22 +114,22 @@ export class RedisRegistry implements RegistryStore {
     return entries
   }
 
-  async writeTier(tier: string, level: string, policyId: string): Promise<void> {
+  async writeTier(namespace: string, tier: string, level: string, policyId: string): Promise<void> {
     await this.bounded(() =>
       this.run(
         tierWriteScript,
-        [tierHashKey(this.prefix), tierVersionKey(this.prefix)],
+        [tierHashKey(this.prefix, namespace), tierVersionKey(this.prefix)],
         [
           `${escapeValue(tier)}=${escapeValue(level)}`,
           policyId,
           this.channel,
-          JSON.stringify({ kind: 'tier' }),
+          JSON.stringify({ kind: 'tier', ns: namespace }),
           this.nowArg(),
           MAX_VERSIONS,
         ],
       ),
     )
-    this.onChange({ kind: 'tier' })
+    this.onChange({ kind: 'tier', namespace })
   }
 
   subscribe(listener: (change?: RegistryChange) => void): () => void {
@@ -200,10 +203,12 @@ const kinds: readonly string[] = ['tier', 'assignment', 'bucket']
 /** A change message, or undefined ("reload everything") for anything this version cannot read. */
 function parseChange(message: string): RegistryChange | undefined {
   try {
-    const parsed = JSON.parse(message) as { kind?: unknown; level?: unknown; key?: unknown }
+    const parsed = JSON.parse(message) as { kind?: unknown; ns?: unknown; level?: unknown; key?: unknown }
     if (typeof parsed.kind === 'string' && kinds.includes(parsed.kind)) {
       return {
         kind: parsed.kind as RegistryChange['kind'],
+        // Releases before names sent none: theirs were the default limiter's changes.
+        namespace: typeof parsed.ns === 'string' ? parsed.ns : DEFAULT_LIMITER_NAME,
         level: typeof parsed.level === 'string' ? parsed.level : undefined,
         key: typeof parsed.key === 'string' ? parsed.key : undefined,
       }

@@ -8,7 +8,7 @@ import type {
 import { type Chain, type Decided, type GroupReply, ScriptCalls, slotGroups, toResult } from './calls.js'
 import { connection } from './connection.js'
 import { Heartbeat, parseFleetOptions } from './heartbeat.js'
-import { bucketKey, fleetKey } from './keys.js'
+import { bucketKey, fleetKey, keyspaceOf } from './keys.js'
 import { parseStoreOptions, type RedisStoreOptions } from './options.js'
 import { LocalRefusals } from './refusals.js'
 import { RedisRegistry } from './registry.js'
@@ -34,7 +34,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   const { client, prefix, hashTag, clock } = config
   const link = connection(client, config.timeoutMs)
   const calls = new ScriptCalls(config, link)
-  const keyOf = (level: string, key: string) => bucketKey(prefix, level, key, hashTag)
+  const keyOf = (ns: string, level: string, key: string) => bucketKey(prefix, ns, level, key, hashTag)
 
   /** The levels present (those with a key and, for a refund, a charge) and their Redis keys. */
   function locate(request: DecideRequest | RefundRequest, refunding: boolean) {
@@ -43,7 +43,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     request.keys.forEach((key, i) => {
       if (key === undefined || (refunding && (request as RefundRequest).policyIds[i] === undefined)) return
       present.push(i)
-      keys[i] = keyOf(request.book.levels[i]!, key)
+      keys[i] = keyOf(request.book.namespace, request.book.levels[i]!, key)
     })
     const groups = client.isCluster ? slotGroups(keys, present) : [present]
     return { present, keys, groups }
@@ -112,6 +112,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
 
   return {
     name: 'redis',
+    keyspace: keyspaceOf(options.client, prefix),
     async decide(request) {
       if (request.keys.every((k) => k === undefined)) {
         return {
@@ -138,9 +139,9 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       })
       await refund(request)
     },
-    async reset(level, key) {
+    async reset(namespace, level, key) {
       refusals?.dropBucket(level, key)
-      return (await link.bounded(() => client.del(keyOf(level, key)))) > 0
+      return (await link.bounded(() => client.del(keyOf(namespace, level, key)))) > 0
     },
     ready: () => link.bounded(async () => undefined),
     localRefusalStats: () => ({ held: refusals?.size ?? 0, answered: refusals?.answered ?? 0 }),

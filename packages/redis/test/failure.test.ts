@@ -64,11 +64,11 @@ for (const kind of clientKinds) {
         const started = Date.now()
         const calls = [
           consumeOps(store, ops),
-          store.reset('key', 'k'),
-          store.registry.read('key', 'a'),
-          store.registry.tiers(),
-          store.registry.writeTier('free', 'key', 'tb:1:1:1000'),
-          store.registry.write('assignment', 'key', 'x', null),
+          store.reset('default', 'key', 'k'),
+          store.registry.read('default', 'key', 'a'),
+          store.registry.tiers('default'),
+          store.registry.writeTier('default', 'free', 'key', 'tb:1:1:1000'),
+          store.registry.write('default', 'assignment', 'key', 'x', null),
         ]
         for (const call of calls) expect((await rejection(call)).code).toBe(ErrorCode.StoreTimeout)
         const elapsed = Date.now() - started

@@ -12,14 +12,18 @@ import { connect, subscribed, uniquePrefix, within } from './helpers.js'
  */
 let server: RedisServer
 let c: Redis
+/** A second server's own connection: one limiter name is taken once per client and prefix. */
+let other: Redis
 
 beforeAll(async () => {
   server = await startRedis()
   c = await connect(server.port)
+  other = await connect(server.port)
 })
 
 afterAll(async () => {
   c?.disconnect()
+  other?.disconnect()
   await server?.stop()
 })
 
@@ -36,11 +40,16 @@ async function scriptCalls(): Promise<number> {
 }
 
 function setup(
-  options: { localRefusals?: number; prefix?: string; clock?: ReturnType<typeof manualClock> } = {},
+  options: {
+    localRefusals?: number
+    prefix?: string
+    clock?: ReturnType<typeof manualClock>
+    client?: Redis
+  } = {},
 ) {
   const clock = options.clock ?? manualClock()
   const store = redisStore({
-    client: c,
+    client: options.client ?? c,
     prefix: options.prefix ?? uniquePrefix(),
     clock: clock.now,
     timeoutMs: 2000,
@@ -152,7 +161,7 @@ describe('local refusals', () => {
     const prefix = uniquePrefix()
     const clock = manualClock()
     const a = setup({ prefix, clock })
-    const b = setup({ prefix, clock })
+    const b = setup({ prefix, clock, client: other })
     const chain = { user: 'u', org: 'o' }
     // Both servers listen for changes before any is made.
     await Promise.all([

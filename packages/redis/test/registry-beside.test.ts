@@ -217,6 +217,8 @@ describe('the registry beside its buckets', () => {
         assignments: 1,
         buckets: 1,
       })
+      // The restart after the migration: the old limiter goes, so its name is free for the new one.
+      await limiter.close()
       const fresh = createLimiter({
         store: redisStore({ client: c, prefix, timeoutMs: 2000 }),
         levels: ['user'],
@@ -225,7 +227,6 @@ describe('the registry beside its buckets', () => {
       expect(await fresh.check('old-tenant', { cost: 0 })).toMatchObject({ tier: 'premium', limit: 100 })
       expect(await fresh.check('vip', { cost: 0 })).toMatchObject({ limit: 3 })
       expect(await fresh.check('someone', { cost: 0 })).toMatchObject({ tier: 'free', limit: 20 })
-      await limiter.close()
       await fresh.close()
     })
   }

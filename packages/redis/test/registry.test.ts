@@ -37,7 +37,11 @@ async function client(kind: ClientKind): Promise<Connection['client']> {
 }
 
 const perSecond = (n: number): PolicyInput => ({ capacity: n, refill: { tokens: n, per: '1s' } })
-const tiers = { free: { user: perSecond(10) }, premium: { user: perSecond(100) } }
+// Every level has a policy in every tier; an org's is far above its users', so the user level binds here.
+const tiers = {
+  free: { user: perSecond(10), org: perSecond(1000) },
+  premium: { user: perSecond(100), org: perSecond(1000) },
+}
 
 /** Two API servers: two limiters, two stores, two connections of one kind, one Redis. */
 async function twoServers(kind: ClientKind, registryRefreshMs?: number) {
@@ -128,19 +132,27 @@ for (const kind of clientKinds) {
       const heard: unknown[] = []
       const unsubscribe = store.registry.subscribe((change) => heard.push(change))
       await within(1000, async () => (await subscribers(prefix)) === 1)
-      expect(await store.registry.write('bucket', 'user', 'k', 'tb:1:1:1000', 'present')).toBe(false)
-      expect(await store.registry.write('bucket', 'user', 'k', 'tb:1:1:1000', 'absent')).toBe(true)
-      expect(await store.registry.write('bucket', 'user', 'k', 'tb:2:1:1000', 'absent')).toBe(false)
-      expect(await store.registry.write('bucket', 'user', 'k', 'tb:3:1:1000', 'present')).toBe(true)
-      expect((await store.registry.read('user', 'k'))?.bucket?.at(-1)?.value?.id).toBe('tb:3:1:1000')
-      expect(await store.registry.read('user', 'missing')).toBeUndefined()
-      expect(await store.registry.write('bucket', 'user', 'k', null, 'present')).toBe(true)
-      expect(await store.registry.write('bucket', 'user', 'k', null, 'present')).toBe(false)
+      expect(await store.registry.write('default', 'bucket', 'user', 'k', 'tb:1:1:1000', 'present')).toBe(
+        false,
+      )
+      expect(await store.registry.write('default', 'bucket', 'user', 'k', 'tb:1:1:1000', 'absent')).toBe(true)
+      expect(await store.registry.write('default', 'bucket', 'user', 'k', 'tb:2:1:1000', 'absent')).toBe(
+        false,
+      )
+      expect(await store.registry.write('default', 'bucket', 'user', 'k', 'tb:3:1:1000', 'present')).toBe(
+        true,
+      )
+      expect((await store.registry.read('default', 'user', 'k'))?.bucket?.at(-1)?.value?.id).toBe(
+        'tb:3:1:1000',
+      )
+      expect(await store.registry.read('default', 'user', 'missing')).toBeUndefined()
+      expect(await store.registry.write('default', 'bucket', 'user', 'k', null, 'present')).toBe(true)
+      expect(await store.registry.write('default', 'bucket', 'user', 'k', null, 'present')).toBe(false)
       await within(1000, async () => heard.filter(Boolean).length === 3)
       expect(heard.filter(Boolean)).toEqual([
-        { kind: 'bucket', level: 'user', key: 'k' },
-        { kind: 'bucket', level: 'user', key: 'k' },
-        { kind: 'bucket', level: 'user', key: 'k' },
+        { kind: 'bucket', namespace: 'default', level: 'user', key: 'k' },
+        { kind: 'bucket', namespace: 'default', level: 'user', key: 'k' },
+        { kind: 'bucket', namespace: 'default', level: 'user', key: 'k' },
       ])
       unsubscribe()
       await store.close?.()
@@ -167,7 +179,7 @@ for (const kind of clientKinds) {
       await within(5000, async () => (await subscribers(prefix).catch(() => 0)) === 1)
       await within(1000, async () => reloads() > before)
       await within(5000, async () => connection.ready)
-      await store.registry.writeTier('free', 'user', 'tb:7:7:1000')
+      await store.registry.writeTier('default', 'free', 'user', 'tb:7:7:1000')
       await within(1000, async () => heard.some((change) => (change as { kind?: string })?.kind === 'tier'))
       await store.close?.()
     })

@@ -117,8 +117,8 @@ describe('decisions on Redis time', () => {
     expect(await client.pttl(`${prefix}{user:frozen}`)).toBe(-1)
     await consumeOps(store, [op('peek', policy(10, 1), 0)])
     expect(await client.exists(`${prefix}{user:peek}`)).toBe(0)
-    expect(await store.reset('user', 'a')).toBe(true)
-    expect(await store.reset('user', 'a')).toBe(false)
+    expect(await store.reset('default', 'user', 'a')).toBe(true)
+    expect(await store.reset('default', 'user', 'a')).toBe(false)
     await store.close?.()
   })
 
@@ -128,7 +128,7 @@ describe('decisions on Redis time', () => {
     const measure = async (key: string, p: Policy) => {
       await consumeOps(store, [op(key, p, 7)])
       const bytes = Number(await client.call('MEMORY', 'USAGE', `${prefix}{user:${key}}`))
-      await store.reset('user', key)
+      await store.reset('default', 'user', key)
       return bytes
     }
     const typical: [string, Policy][] = [

@@ -1,5 +1,13 @@
-import { type Decision, ErrorCode, type LimiterOptions, type Store, TollgateError } from '@tollgate/core'
+import {
+  createLimiter,
+  type Decision,
+  ErrorCode,
+  type LimiterOptions,
+  type Store,
+  TollgateError,
+} from '@tollgate/core'
 import { type HttpWarning, HttpWarningCode } from '@tollgate/core/http'
+import { InProcessStore } from '@tollgate/core/store'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
   type AdapterAppFactory,
@@ -47,6 +55,35 @@ export function describeAdapterOptions(
       }
       const refused = await http.get('/hello').expect(429)
       expect(refused.headers['retry-after']).toBe('20') // one token comes back every 60 s / 3
+    })
+
+    it('keeps two one-call limits of one app apart, each on its own budget', async () => {
+      const { http } = await start({
+        routes: { '/search': { limit: 3, per: '1m' }, '/export': { limit: 1, per: '1m' } },
+      })
+      expect((await http.get('/export').expect(200)).headers['ratelimit-policy']).toBe('"key";q=1;w=60')
+      await http.get('/export').expect(429)
+      for (let i = 2; i >= 0; i--) expect((await http.get('/search').expect(200)).body.remaining).toBe(i)
+      await http.get('/search').expect(429)
+    })
+
+    it('keeps two limiters on one store apart by name, both on the default level key', async () => {
+      // The issue 14 case: a per-IP limiter and an /export one on one store; before names they drained each other.
+      const shared = (await store.make()) ?? new InProcessStore({ maxKeys: 1000 })
+      const perIp = createLimiter({ store: shared, policy: perMinute(3) })
+      const exporter = createLimiter({ store: shared, name: 'export', policy: perMinute(1) })
+      const { http } = await start({
+        routes: { '/search': { limiter: perIp }, '/export': { limiter: exporter } },
+      })
+      await http.get('/export').expect(200)
+      await http.get('/export').expect(429)
+      for (let i = 2; i >= 0; i--) expect((await http.get('/search').expect(200)).body.remaining).toBe(i)
+      await http.get('/search').expect(429)
+      expect(() => createLimiter({ store: shared, policy: perMinute(3) })).toThrow(
+        expect.objectContaining({ code: ErrorCode.DuplicateName, field: 'name' }),
+      )
+      await perIp.close()
+      await exporter.close()
     })
 
     it('calls identify once per request, async, for subject, tier and cost', async () => {

@@ -17,7 +17,7 @@ export {
 export { makeBook, type PolicyBook } from '../book.js'
 export { type ChainEntry, type ChainOutcome, evaluateChain } from '../chain.js'
 export { describeValue, ErrorCode, invalid, TollgateError } from '../errors.js'
-export { bucketId, splitBucketId } from '../ids.js'
+export { bucketId, namespacedId, splitBucketId } from '../ids.js'
 export {
   type Clock,
   InProcessRegistry,
@@ -25,7 +25,9 @@ export {
   type InProcessStoreOptions,
   isExpired,
   monotonicClock,
+  type NamespacedTierEntry,
 } from '../in-process.js'
+export { DEFAULT_LIMITER_NAME } from '../names.js'
 export { normalizePolicy, type Policy, policyFromId, policyToInput } from '../policy.js'
 export {
   changeMoments,

@@ -1,6 +1,6 @@
-import { createLimiter, ErrorCode } from '@tollgate/core'
+import { ErrorCode } from '@tollgate/core'
 import { describe, expect, it } from 'vitest'
-import { eventually, expectCode, perSecond, type SuiteContext } from './context.js'
+import { expectCode, perSecond, type SuiteContext } from './context.js'
 
 export function describeAdministration(ctx: SuiteContext): void {
   const { setup, admitted } = ctx
@@ -53,31 +53,6 @@ export function describeAdministration(ctx: SuiteContext): void {
           .then(() => limiter.updateBucket({ level: 'user', key: 'y' }, perSecond(1, 1))),
         ErrorCode.UnknownBucket,
       )
-    })
-
-    it('lets a second limiter on the same store see registry changes', async () => {
-      const { store, limiter, clock } = await setup({
-        levels: ['user', 'org'],
-        tiers: { free: { user: perSecond(10, 10) }, premium: { user: perSecond(100, 100) } },
-      })
-      const other = createLimiter({
-        store,
-        clock: clock.now,
-        levels: ['user', 'org'],
-        tiers: { free: { user: perSecond(10, 10) }, premium: { user: perSecond(100, 100) } },
-      })
-      expect(await other.check({ user: 'u', org: 'o' })).toMatchObject({ tier: 'free' })
-      await limiter.setTier({ level: 'org', key: 'o' }, 'premium')
-      await limiter.createBucket({ level: 'user', key: 'w' }, perSecond(2, 2))
-      await limiter.updateLimits('premium', { user: perSecond(70, 70) })
-      await eventually(async () => {
-        expect(await other.check({ user: 'u', org: 'o' }, { cost: 0 })).toMatchObject({
-          tier: 'premium',
-          limit: 70,
-        })
-        expect(await other.check({ user: 'w' }, { cost: 0 })).toMatchObject({ limit: 2 })
-      })
-      await other.close()
     })
   })
 }

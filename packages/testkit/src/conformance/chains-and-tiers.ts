@@ -54,9 +54,15 @@ export function describeChainsAndTiers(ctx: SuiteContext): void {
       premium: { user: perSecond(100, 100) },
       enterprise: { user: perSecond(1000, 1000) },
     }
+    // A chain's tiers give every level a policy; an org's is ten of its users', so the user level binds here.
+    const chainTiers = {
+      free: { ...tiers.free, org: perSecond(100, 100) },
+      premium: { ...tiers.premium, org: perSecond(1000, 1000) },
+      enterprise: { ...tiers.enterprise, org: perSecond(10_000, 10_000) },
+    }
 
     it('uses the default tier, assignments at any level, and a forced tier', async () => {
-      const { limiter } = await setup({ levels: ['user', 'org'], tiers, defaultTier: 'free' })
+      const { limiter } = await setup({ levels: ['user', 'org'], tiers: chainTiers, defaultTier: 'free' })
       expect(await limiter.check({ user: 'u1', org: 'acme' })).toMatchObject({ tier: 'free', limit: 10 })
       await limiter.setTier({ level: 'org', key: 'acme' }, 'premium')
       expect(await limiter.check({ user: 'u1', org: 'acme' })).toMatchObject({
@@ -78,7 +84,7 @@ export function describeChainsAndTiers(ctx: SuiteContext): void {
     })
 
     it('refuses unknown tiers and levels with typed errors', async () => {
-      const { limiter } = await setup({ levels: ['user', 'org'], tiers })
+      const { limiter } = await setup({ levels: ['user', 'org'], tiers: chainTiers })
       await expectCode(limiter.setTier('u1', 'platinum'), ErrorCode.UnknownTier)
       await expectCode(limiter.check('u1', { tier: 'platinum' }), ErrorCode.UnknownTier)
       await expectCode(limiter.updateLimits('platinum', { user: perSecond(1, 1) }), ErrorCode.UnknownTier)

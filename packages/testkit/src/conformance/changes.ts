@@ -8,9 +8,18 @@ export function describeChanges(ctx: SuiteContext): void {
       free: { user: perSecond(10, 10) },
       premium: { user: perSecond(100, 100) },
     }
+    // A chain's tiers give every level a policy; an org's is ten of its users', so the user level binds.
+    const chainTiers = {
+      free: { ...tiers.free, org: perSecond(100, 100) },
+      premium: { ...tiers.premium, org: perSecond(1000, 1000) },
+    }
 
     it('moves an exhausted org to premium at that moment, however late the next request', async () => {
-      const { clock, limiter } = await setup({ levels: ['user', 'org'], tiers, defaultTier: 'free' })
+      const { clock, limiter } = await setup({
+        levels: ['user', 'org'],
+        tiers: chainTiers,
+        defaultTier: 'free',
+      })
       const subject = { user: 'u1', org: 'acme' }
       expect(await admitted(limiter, subject, 10)).toBe(10)
       await limiter.setTier({ level: 'org', key: 'acme' }, 'premium')

@@ -5,6 +5,7 @@ import { describeAdministration } from './administration.js'
 import { describeChainsAndTiers } from './chains-and-tiers.js'
 import { describeChanges } from './changes.js'
 import type { ConformanceOptions, StoreFactory, SuiteContext } from './context.js'
+import { describeNames } from './names.js'
 import { describeOneBucket } from './one-bucket.js'
 import { describeProperties } from './properties.js'
 import { describeThirtyDays } from './thirty-days.js'
@@ -13,7 +14,7 @@ export { type ConformanceOptions, eventually, type StoreFactory, seeded } from '
 
 /**
  * The one suite every Store runs: single buckets, edge cases, chains, tiers, CRUD, changes at their moments,
- * concurrency, model-based properties against an independent reference, and 30 simulated days.
+ * limiter names sharing a store, concurrency, model-based properties against an independent reference, and 30 simulated days.
  */
 export function describeStoreConformance(
   name: string,
@@ -49,6 +50,7 @@ export function describeStoreConformance(
     describeChainsAndTiers(ctx)
     describeAdministration(ctx)
     describeChanges(ctx)
+    describeNames(ctx)
     describeProperties(ctx)
     describeThirtyDays(ctx)
   })
