@@ -1,3 +1,4 @@
+import type { BlockRule } from './block.js'
 import type { Policy } from './policy.js'
 import type { Versions } from './versions.js'
 
@@ -20,6 +21,8 @@ export interface PolicyBook {
   readonly tiers: ReadonlyMap<string, readonly (Versions<Policy> | undefined)[]>
   /** The tier of chains with no assignment; undefined when the limiter has no tiers. */
   readonly defaultTier: string | undefined
+  /** Blocking repeat offenders (block.ts): the store counts refusals and blocks buckets itself. */
+  readonly block?: BlockRule
 }
 
 let nextBookVersion = 1

@@ -1,150 +1,14 @@
 import { LRUCache } from 'lru-cache'
 import { advance } from './advance.js'
-import { type Assessment, assess, type BucketState, settle, stateTtlMs } from './algorithm.js'
+import { type Assessment, assess, type BucketState, settle } from './algorithm.js'
+import { blockRefusals } from './block.js'
 import { bucketId } from './ids.js'
-import { type Policy, policyFromId } from './policy.js'
+import { type Clock, InProcessRegistry, isExpired, monotonicClock } from './in-process-registry.js'
+import type { Policy } from './policy.js'
 import { latestChange, policyAt, type TenantEntries, tierAt } from './resolve.js'
-import type {
-  DecideRequest,
-  DecideResult,
-  EntryKind,
-  LevelResult,
-  RefundRequest,
-  RegistryChange,
-  RegistryStore,
-  Store,
-  TierEntry,
-} from './store.js'
-import { appendVersion, latest, type Version } from './versions.js'
+import type { DecideRequest, DecideResult, LevelResult, RefundRequest, Store } from './store.js'
 
-/** ms clock; stores and the limiter take one so tests can drive time by hand. */
-export type Clock = () => number
-
-const timeOrigin = performance.timeOrigin
-
-/** A monotonic ms clock anchored at the wall clock when the process started. */
-export const monotonicClock: Clock = () => Math.floor(timeOrigin + performance.now())
-
-/** True when a state's bucket is full again at `now` under its own policy. */
-export function isExpired(state: BucketState, now: number): boolean {
-  return stateTtlMs(state, now) <= 0
-}
-
-interface MutableEntries {
-  assignment?: Version<string>[]
-  bucket?: Version<Policy>[]
-}
-
-const maxMoments = 10_000
-
-/** A registry held in this process, stamped with the store's clock; listeners hear every change at once. */
-export class InProcessRegistry implements RegistryStore {
-  private tenants = new Map<string, MutableEntries>()
-  private tierVersions = new Map<string, TierEntry>()
-  /** Moments of the most recent changes, ascending, for sweeps that must know a bucket saw none. */
-  private moments: number[] = []
-  private readonly listeners = new Set<(change?: RegistryChange) => void>()
-
-  constructor(private readonly clock: Clock = monotonicClock) {}
-
-  /** The entries a decision reads, synchronously; undefined in the common case of none. */
-  entriesNow(level: string, key: string): TenantEntries | undefined {
-    return this.tenants.size === 0 ? undefined : this.tenants.get(bucketId(level, key))
-  }
-
-  async read(level: string, key: string): Promise<TenantEntries | undefined> {
-    return this.entriesNow(level, key)
-  }
-
-  async write(
-    kind: EntryKind,
-    level: string,
-    key: string,
-    value: string | null,
-    condition?: 'absent' | 'present',
-  ): Promise<boolean> {
-    const id = bucketId(level, key)
-    const entries = this.tenants.get(id) ?? {}
-    const current = kind === 'assignment' ? latest(entries.assignment) : latest(entries.bucket)
-    if (condition === 'absent' && current !== null) return false
-    if (condition === 'present' && current === null) return false
-    const now = Math.floor(this.clock())
-    if (kind === 'assignment') entries.assignment = appendVersion(entries.assignment, now, value)
-    else {
-      const policy = value === null ? null : policyFromId(value)
-      if (policy === undefined) throw new Error(`not a policy id: ${value}`)
-      entries.bucket = appendVersion(entries.bucket, now, policy)
-    }
-    this.tenants.set(id, entries)
-    this.noteMoment(now)
-    this.emit({ kind, level, key })
-    return true
-  }
-
-  async tiers(): Promise<TierEntry[]> {
-    return this.tiersNow()
-  }
-
-  tiersNow(): TierEntry[] {
-    return [...this.tierVersions.values()]
-  }
-
-  async writeTier(tier: string, level: string, policyId: string): Promise<void> {
-    const id = bucketId(tier, level)
-    const now = Math.floor(this.clock())
-    const versions = appendVersion(this.tierVersions.get(id)?.versions, now, policyId)
-    this.noteMoment(now)
-    this.tierVersions.set(id, { tier, level, versions })
-    this.emit({ kind: 'tier' })
-  }
-
-  /** False when some change may have come in (after, upTo]: a state there may not be what it seems alone. */
-  quietBetween(after: number, upTo: number): boolean {
-    if (this.moments.length >= maxMoments && after < this.moments[0]!) return false
-    for (let i = this.moments.length - 1; i >= 0 && this.moments[i]! > after; i--) {
-      if (this.moments[i]! <= upTo) return false
-    }
-    return true
-  }
-
-  private noteMoment(now: number): void {
-    if (this.moments.length >= maxMoments) this.moments.shift()
-    this.moments.push(now)
-  }
-
-  subscribe(listener: (change?: RegistryChange) => void): () => void {
-    this.listeners.add(listener)
-    return () => this.listeners.delete(listener)
-  }
-
-  /** Everything, for snapshots. */
-  snapshot(): { tenants: [string, TenantEntries][]; tiers: TierEntry[] } {
-    return { tenants: [...this.tenants], tiers: [...this.tierVersions.values()] }
-  }
-
-  /** Replaces everything (snapshot import) and tells listeners to reload. */
-  restore(snapshot: { tenants: [string, TenantEntries][]; tiers: TierEntry[] }): void {
-    this.tenants = new Map(snapshot.tenants.map(([id, e]) => [id, { ...e } as MutableEntries]))
-    this.tierVersions = new Map(snapshot.tiers.map((t) => [bucketId(t.tier, t.level), t]))
-    const all = [
-      ...snapshot.tenants.flatMap(([, e]) => [...(e.assignment ?? []), ...(e.bucket ?? [])]),
-      ...snapshot.tiers.flatMap((t) => t.versions),
-    ].map((v) => v.since)
-    this.moments = all.sort((a, b) => a - b).slice(-maxMoments)
-    this.emit(undefined)
-  }
-
-  private emit(change: RegistryChange | undefined): void {
-    for (const listener of this.listeners) {
-      try {
-        listener(change)
-      } catch {
-        // One failing listener must not starve the others or fail the write.
-      }
-    }
-  }
-}
-
+export { type Clock, InProcessRegistry, isExpired, monotonicClock } from './in-process-registry.js'
 export interface InProcessStoreOptions {
   /** Most buckets kept; the least recently used goes first. */
   maxKeys: number
@@ -193,6 +57,13 @@ export class InProcessStore implements Store {
   protected readonly states: LRUCache<string, BucketState>
   protected readonly clock: Clock
   protected evictions = 0
+  private refusalLogs: LRUCache<string, number[]> | undefined
+
+  /** Moments of recent refusals per bucket, for `block` (made on first use; bounded like the buckets). */
+  private get refusals(): LRUCache<string, number[]> {
+    this.refusalLogs ??= new LRUCache<string, number[]>({ max: this.maxKeys })
+    return this.refusalLogs
+  }
 
   constructor(options: InProcessStoreOptions) {
     this.clock = options.clock ?? monotonicClock
@@ -251,14 +122,22 @@ export class InProcessStore implements Store {
       levels.push(levelResult(i, book.levels[i]!, key, r.policy, r.custom))
     }
     const charge = allowed && cost > 0
+    // A refused charge counts towards blocking repeat offenders (block.ts); a block is a state to write.
+    const blocks =
+      book.block && !allowed && cost > 0
+        ? blockRefusals(book.block, assessments, levels, ids, this.refusals, now)
+        : undefined
     for (let j = 0; j < assessments.length; j++) {
-      const { result, state } = settle(assessments[j]!, charge)
+      const settled = settle(assessments[j]!, charge)
+      const { result } = settled
       const level = levels[j] as Mutable<LevelResult>
       level.allowed = result.allowed
       level.remaining = result.remaining
       level.resetAfterMs = result.resetAfterMs
       level.retryAfterMs = result.retryAfterMs
       level.delayMs = result.delayMs
+      if (result.blocked) level.blocked = true
+      const state = settled.state ?? blocks?.[j]
       if (!state) continue
       state.epoch = now
       // get() above made the entry the most recent: updating the held object in place spares a set.
@@ -294,6 +173,8 @@ export class InProcessStore implements Store {
       if (state === undefined) continue
       const a = assess(state, r.policy, now, 0)
       const T = r.policy.tokens === 0 ? 1 : r.policy.per
+      // A blocked bucket (block.ts) is never credited: a refund would shorten the block.
+      if (a.debt > r.policy.capacity * T) continue
       const debt = Math.max(0, a.debt - cost * T)
       const settled = settle({ ...a, debt, cost: 0 }, true).state!
       if (debt === 0) this.states.delete(id)
@@ -305,7 +186,9 @@ export class InProcessStore implements Store {
   }
 
   async reset(level: string, key: string): Promise<boolean> {
-    return this.states.delete(bucketId(level, key))
+    const id = bucketId(level, key)
+    this.refusalLogs?.delete(id)
+    return this.states.delete(id)
   }
 
   /** A stored state at `now`, through every registry change since it was written; undefined when full. */
