@@ -7,11 +7,12 @@ import { createHash } from 'node:crypto'
  *                     <prefix>{<tag>}<level>:<key>             with the hashTag option: buckets of one tag share a slot
  *   tenant registry   <prefix>{<level>:<key>}:reg              beside its bucket (same slot): fields a, b
  *                     <prefix>{<tag>}<level>:<key>:reg
+ *   refusal log       <prefix>{<level>:<key>}:refused          with `block`: recent refusals' ms, comma-separated
  *   tier changes      <prefix>{registry}:tiers                 hash: <tier>=<level> → history
  *   tier version      <prefix>{registry}:version               bumped by every tier change
  *   pub/sub channel   <prefix>registry
  *
- * A bucket name holds exactly one `:` (parts are escaped), so `…:reg` can never be another bucket's key.
+ * A bucket name holds exactly one `:` (parts are escaped), so `…:reg` or `…:refused` can never be another bucket's key.
  *
  * Levels, keys and tags are escaped so that no user input can open or close a hash tag or fake a separator:
  * `%`, `{`, `}`, `:` and `#` become %XX, lone UTF-16 surrogates (which UTF-8 would fold into one U+FFFD) become
@@ -45,6 +46,11 @@ export function bucketKey(prefix: string, level: string, key: string, hashTag: H
 /** The hash of a tenant's registry entries, in its bucket's slot. */
 export function entryKey(bucket: string): string {
   return `${bucket}:reg`
+}
+
+/** The moments of a bucket's recent refusals (createLimiter's `block`), in its slot; expires after the span. */
+export function refusalKey(bucket: string): string {
+  return `${bucket}:refused`
 }
 
 export function tierHashKey(prefix: string): string {

@@ -19,7 +19,7 @@ import calculateSlot from 'cluster-key-slot'
 import { Batcher, type Job } from './batch.js'
 import { type RedisClient, storeClient } from './client.js'
 import { escapeValue, unescapeValue } from './history.js'
-import { bucketKey, entryKey, type HashTag } from './keys.js'
+import { bucketKey, entryKey, type HashTag, refusalKey } from './keys.js'
 import { RedisRegistry } from './registry.js'
 import { decisionScript, type Script } from './scripts.js'
 
@@ -230,7 +230,11 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     charged: readonly string[] = [],
   ): Job {
     const scriptKeys: string[] = []
-    for (const i of group) scriptKeys.push(keys[i]!, entryKey(keys[i]!))
+    const blocking = request.book.block?.levels
+    for (const i of group) {
+      scriptKeys.push(keys[i]!, entryKey(keys[i]!))
+      if (blocking?.[i]) scriptKeys.push(refusalKey(keys[i]!))
+    }
     const decidedAt = 'decidedAt' in request ? request.decidedAt : ''
     const forced = request.tier === undefined ? '' : escapeValue(request.tier)
     const args = [
@@ -328,6 +332,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
         resetAfterMs,
         retryAfterMs,
         delayMs,
+        blocked,
       } = settle(assessment, charge).result
       levels.push({
         levelIndex: i,
@@ -341,6 +346,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
         resetAfterMs,
         retryAfterMs,
         delayMs,
+        ...(blocked && { blocked }),
       })
     }
     return { allowed, now: first.now, tier: first.tier, levels }
@@ -428,7 +434,8 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     },
     refund: (request) => refund(request),
     async reset(level, key) {
-      return (await bounded(() => client.del(keyOf(level, key)))) > 0
+      const bucket = keyOf(level, key)
+      return (await bounded(() => client.del(bucket, refusalKey(bucket)))) > 0
     },
     ready: () => bounded(async () => undefined),
     registry,

@@ -2,6 +2,7 @@ import { createLimiter, type Limiter, type LimiterOptions, type Store } from '@t
 import { afterEach, describe } from 'vitest'
 import { manualClock } from '../clock.js'
 import { describeAdministration } from './administration.js'
+import { describeBlocking } from './blocking.js'
 import { describeChainsAndTiers } from './chains-and-tiers.js'
 import { describeChanges } from './changes.js'
 import type { ConformanceOptions, StoreFactory, SuiteContext } from './context.js'
@@ -49,6 +50,7 @@ export function describeStoreConformance(
     describeChainsAndTiers(ctx)
     describeAdministration(ctx)
     describeChanges(ctx)
+    describeBlocking(ctx)
     describeProperties(ctx)
     describeThirtyDays(ctx)
   })
