@@ -8,9 +8,10 @@ import { unknownLevel } from './subject.js'
  * Blocking repeat offenders (fastify-rate-limit's `ban`, rate-limiter-flexible's `blockDuration`).
  *
  * A refusal counts at a level named in `block.levels` when that level itself refused a charge it could pass
- * later (not a peek, not a cost above capacity, not a bucket that never refills, not a bucket already
- * blocked). The store keeps, per bucket, the moments of its last `after − 1` counted refusals: the `after`-th
- * refusal with the earlier ones inside `within` (t − tᵢ < within) blocks the bucket, and the log is cleared.
+ * later (not a peek, not a cost above capacity, not a bucket that never refills, not during a block).
+ * The store keeps, per bucket, the moments of its last `after − 1` counted refusals: the `after`-th refusal
+ * with the earlier ones inside `within` (t − tᵢ < within) blocks the bucket, and the log becomes the block's
+ * end (now + `for`), so no refusal before it counts, however the bucket's figures look in its last token.
  *
  * The block is the bucket's own GCRA state charged into debt, so the store needs no "blocked until" entry
  * and an admitted decision reads nothing new. With k, T as in algorithm.ts, limit = capacity·T, B = `for`:
@@ -20,8 +21,8 @@ import { unknownLevel } from './subject.js'
  * A normal bucket never owes more than `limit` (a charge must fit; a policy change clamps), so while
  * debt > limit the bucket is blocked, and every figure follows from GCRA unchanged: a cost of 1 fits again
  * exactly when debt = limit − T, B ms later (retryAfter = ⌈(debt′ + T − limit)/k⌉ = B), `RateLimit: r=0;t=`
- * counts down the block, and the key expires when the bucket is full again. Refusals during a block are not
- * counted, so hammering does not extend it. The min() keeps the debt below 2^53 (exact in a double; the Lua
+ * counts down the block, and the key expires when the bucket is full again. `blocked` (debt > limit) is
+ * true for all of the block but its last token's interval, where the bucket looks merely empty. The min() keeps the debt below 2^53 (exact in a double; the Lua
  * script does the same operations in the same order) and shortens only absurd blocks (1e9 tokens/ms for years).
  * A policy change of the level (updateBucket, a tier change) converts the state and so ends the block; a
  * refund never credits a blocked bucket; `reset` forgets it.
@@ -127,25 +128,32 @@ export function blockedDebt(a: Assessment, rule: BlockRule): number {
   return Math.max(a.debt, limit - policy.per + Math.min(rule.forMs * policy.tokens, maxExact - limit))
 }
 
+/** A bucket's refusal log: the moments of recent counted refusals (ascending), or the end of its block. */
+export type RefusalLog = { readonly times: readonly number[] } | { readonly blockedUntil: number }
+
 /**
- * One counted refusal at `now` against the log of earlier ones (ascending moments): whether it blocks, and
- * the log to keep (undefined: none). Entries at or before now − within are dropped.
+ * A refusal at `now` (one that counts by its figures) against the bucket's log: what to keep, and whether it
+ * blocks. Undefined: it does not count (a block is running). Entries at or before now − within are dropped.
  */
 export function noteRefusal(
-  log: readonly number[] | undefined,
+  log: RefusalLog | undefined,
   now: number,
   rule: BlockRule,
-): { blocks: boolean; log: number[] | undefined } {
-  const recent = (log ?? []).filter((t) => t > now - rule.withinMs)
-  if (recent.length + 1 >= rule.after) return { blocks: true, log: undefined }
+): { blocks: boolean; log: RefusalLog } | undefined {
+  if (log && 'blockedUntil' in log) {
+    if (now < log.blockedUntil) return undefined
+    log = undefined
+  }
+  const recent = log ? log.times.filter((t) => t > now - rule.withinMs) : []
+  if (recent.length + 1 >= rule.after) return { blocks: true, log: { blockedUntil: now + rule.forMs } }
   recent.push(now)
-  return { blocks: false, log: recent }
+  return { blocks: false, log: { times: recent } }
 }
 
 /** Where a store in this process keeps refusal logs, by bucket id. */
 export interface RefusalLogs {
-  get(id: string): number[] | undefined
-  set(id: string, log: number[]): void
+  get(id: string): RefusalLog | undefined
+  set(id: string, log: RefusalLog): void
   delete(id: string): void
 }
 
@@ -166,11 +174,9 @@ export function blockRefusals(
     const a = assessments[j]!
     if (!rule.levels[levels[j]!.levelIndex] || !countsAsRefusal(a)) continue
     const noted = noteRefusal(logs.get(ids[j]!), now, rule)
-    if (noted.log) {
-      logs.set(ids[j]!, noted.log)
-      continue
-    }
-    logs.delete(ids[j]!)
+    if (!noted) continue
+    logs.set(ids[j]!, noted.log)
+    if (!noted.blocks) continue
     const debt = blockedDebt(a, rule)
     assessments[j] = { ...a, debt }
     writes[j] = stateFromDebt(debt, a.policy, now, now)

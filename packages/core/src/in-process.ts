@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache'
 import { advance } from './advance.js'
 import { type Assessment, assess, type BucketState, settle } from './algorithm.js'
-import { blockRefusals } from './block.js'
+import { blockRefusals, type RefusalLog } from './block.js'
 import { bucketId } from './ids.js'
 import { type Clock, InProcessRegistry, isExpired, monotonicClock } from './in-process-registry.js'
 import type { Policy } from './policy.js'
@@ -57,11 +57,11 @@ export class InProcessStore implements Store {
   protected readonly states: LRUCache<string, BucketState>
   protected readonly clock: Clock
   protected evictions = 0
-  private refusalLogs: LRUCache<string, number[]> | undefined
+  private refusalLogs: LRUCache<string, RefusalLog> | undefined
 
   /** Moments of recent refusals per bucket, for `block` (made on first use; bounded like the buckets). */
-  private get refusals(): LRUCache<string, number[]> {
-    this.refusalLogs ??= new LRUCache<string, number[]>({ max: this.maxKeys })
+  private get refusals(): LRUCache<string, RefusalLog> {
+    this.refusalLogs ??= new LRUCache<string, RefusalLog>({ max: this.maxKeys })
     return this.refusalLogs
   }
 

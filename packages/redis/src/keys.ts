@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto'
  *                     <prefix>{<tag>}<level>:<key>             with the hashTag option: buckets of one tag share a slot
  *   tenant registry   <prefix>{<level>:<key>}:reg              beside its bucket (same slot): fields a, b
  *                     <prefix>{<tag>}<level>:<key>:reg
- *   refusal log       <prefix>{<level>:<key>}:refused          with `block`: recent refusals' ms, comma-separated
+ *   refusal log       <prefix>{<level>:<key>}:refused          with `block`: recent refusals' ms (`t1,t2`), or
+ *                                                              `b<ms>` while a block lasts; expires by itself
  *   tier changes      <prefix>{registry}:tiers                 hash: <tier>=<level> → history
  *   tier version      <prefix>{registry}:version               bumped by every tier change
  *   pub/sub channel   <prefix>registry

@@ -20,6 +20,7 @@ export {
   blockRefusals,
   countsAsRefusal,
   noteRefusal,
+  type RefusalLog,
   type RefusalLogs,
 } from '../block.js'
 export { makeBook, type PolicyBook } from '../book.js'

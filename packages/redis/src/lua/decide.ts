@@ -182,16 +182,20 @@ local function assess_levels(d, tier)
   return levels, allowed
 end
 
--- block.ts: a refusal of a blocking level counts (countsAsRefusal); the after-th within the span writes
--- the blocked debt (blockedDebt) and clears the log (noteRefusal). e.debt becomes what the reply reports.
+-- block.ts: a refusal of a blocking level counts (countsAsRefusal, noteRefusal); the log is "t1,t2,…" (ms of
+-- recent counted refusals) or "b<end>" during a block. The after-th within the span writes the blocked debt
+-- (blockedDebt); e.debt becomes what the reply reports.
 local function note_refusal(d, e)
   local limit = e.cap * e.T
   if e.tokens == 0 or d.cost * e.T > limit or e.debt + d.cost * e.T <= limit or e.debt > limit then return end
   local log_key = KEYS[d.logslot[e.j]]
   local recent = {}
-  if BLOCK_AFTER > 1 then
-    local raw = redis.call('GET', log_key)
-    if raw then
+  local raw = redis.call('GET', log_key)
+  if raw then
+    local blocked_until = string.match(raw, '^b(%d+)$')
+    if blocked_until then
+      if now < tonumber(blocked_until) then return end
+    else
       for t in string.gmatch(raw, '%d+') do
         if tonumber(t) > now - BLOCK_WITHIN then recent[#recent + 1] = t end
       end
@@ -202,7 +206,7 @@ local function note_refusal(d, e)
     redis.call('SET', log_key, table.concat(recent, ','), 'PX', string.format('%.0f', BLOCK_WITHIN + slack))
     return
   end
-  if BLOCK_AFTER > 1 then redis.call('DEL', log_key) end
+  redis.call('SET', log_key, 'b' .. string.format('%.0f', now + BLOCK_FOR), 'PX', string.format('%.0f', BLOCK_FOR + slack))
   local debt = math.max(e.debt, limit - e.per + math.min(BLOCK_FOR * e.tokens, 9007199254740991 - limit))
   write(d, e, debt)
   e.debt = debt

@@ -31,6 +31,9 @@ export function describeBlocking(ctx: SuiteContext): void {
       clock.advance(1)
       expect(await limiter.check('ip')).toMatchObject({ allowed: true, remaining: 0, blocked: false })
       expect(await limiter.check('ip')).toMatchObject({ allowed: false, blocked: false, retryAfterMs: 1000 })
+      // The refusal in the block's last ms did not count: two refusals since, and no block yet.
+      expect(await limiter.check('ip')).toMatchObject({ allowed: false, blocked: false })
+      expect(await limiter.check('ip')).toMatchObject({ allowed: false, blocked: true, retryAfterMs: 60_000 })
       expect((await limiter.check('someone else')).allowed).toBe(true)
     })
 
