@@ -8,7 +8,6 @@ import { isExpired } from './in-process.js'
 import { normalizePolicy, type Policy } from './policy.js'
 import { policyAt, type ResolvedPolicy } from './resolve.js'
 import type { DecideRequest, DecideResult, LevelResult } from './store.js'
-import { latest } from './versions.js'
 
 /** What a shared store last said of a tenant: its chain's tier and its custom bucket, if any. */
 interface Seen {
@@ -27,6 +26,9 @@ const rememberedTenants = 100_000
  *   default tier, or the forced one.
  * It never writes to the shared store, so nothing decided here can put another tier's policy there.
  */
+/** The fallback decides under the newest policies the book holds: the moment after every change it knows. */
+const LATEST = Number.MAX_SAFE_INTEGER
+
 export class Fallback {
   // Made on first use: lru-cache sizes its arrays for `max` up front, and most limiters never fall back.
   private seenCache: LRUCache<string, Seen> | undefined
@@ -77,7 +79,7 @@ export class Fallback {
       const key = keys[i]
       if (key === undefined) continue
       const custom = seen[i]?.custom
-      const r = custom ? { policy: custom, custom: true } : latestPolicy(book, i, tier)
+      const r = custom ? { policy: custom, custom: true } : policyAt(book, i, undefined, tier, LATEST)
       if (r) resolved.push({ index: i, key, r })
     }
     if (this.mode !== 'local') {
@@ -132,14 +134,4 @@ export class Fallback {
     }
     return local
   }
-}
-
-function latestPolicy(
-  book: PolicyBook,
-  levelIndex: number,
-  tier: string | undefined,
-): ResolvedPolicy | undefined {
-  const tierPolicy = tier === undefined ? null : latest(book.tiers.get(tier)?.[levelIndex])
-  if (tierPolicy) return { policy: tierPolicy, custom: false }
-  return policyAt(book, levelIndex, undefined, undefined, 0)
 }

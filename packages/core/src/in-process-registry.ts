@@ -3,7 +3,7 @@ import { stateTtlMs } from './algorithm.js'
 import { bucketId } from './ids.js'
 import { type Policy, policyFromId } from './policy.js'
 import type { TenantEntries } from './resolve.js'
-import type { EntryKind, RegistryChange, RegistryStore, TierEntry } from './store.js'
+import type { RegistryChange, RegistryStore, TierEntry } from './store.js'
 import { appendVersion, latest, type Version } from './versions.js'
 
 /** ms clock; stores and the limiter take one so tests can drive time by hand. */
@@ -45,13 +45,8 @@ export class InProcessRegistry implements RegistryStore {
     return this.entriesNow(level, key)
   }
 
-  async write(
-    kind: EntryKind,
-    level: string,
-    key: string,
-    value: string | null,
-    condition?: 'absent' | 'present',
-  ): Promise<boolean> {
+  // Typed by the contract: the parameters are RegistryStore.write's.
+  readonly write: RegistryStore['write'] = async (kind, level, key, value, condition) => {
     const id = bucketId(level, key)
     const entries = this.tenants.get(id) ?? {}
     const current = kind === 'assignment' ? latest(entries.assignment) : latest(entries.bucket)

@@ -9,6 +9,7 @@ import { latestChange, policyAt, type TenantEntries, tierAt } from './resolve.js
 import type { DecideRequest, DecideResult, LevelResult, RefundRequest, Store } from './store.js'
 
 export { type Clock, InProcessRegistry, isExpired, monotonicClock } from './in-process-registry.js'
+
 export interface InProcessStoreOptions {
   /** Most buckets kept; the least recently used goes first. */
   maxKeys: number
@@ -90,17 +91,22 @@ export class InProcessStore implements Store {
     return { size: this.states.size, maxKeys: this.maxKeys, evictions: this.evictions }
   }
 
+  /** The store's now, the chain's registry entries and the tier they name at that moment. */
+  private situation(request: DecideRequest | RefundRequest) {
+    const now = Math.floor(this.clock())
+    const entries = this.entriesOf(request.book.levels, request.keys)
+    return { now, entries, tier: tierAt(request.book, entries, request.tier, now) }
+  }
+
   async decide(request: DecideRequest): Promise<DecideResult> {
     return this.decideNow(request)
   }
 
   /** The synchronous decision: one pass to read and assess, one to charge; no object beyond the results. */
   decideNow(request: DecideRequest): DecideResult {
-    const now = Math.floor(this.clock())
+    const { now, entries, tier } = this.situation(request)
     const { book, keys, cost } = request
     const forced = request.tier
-    const entries = this.entriesOf(book.levels, keys)
-    const tier = tierAt(book, entries, forced, now)
     const levels: LevelResult[] = []
     const assessments: Assessment[] = []
     const held: (BucketState | undefined)[] = []
@@ -154,11 +160,9 @@ export class InProcessStore implements Store {
 
   /** Gives `cost` back on each level still under the policy it was charged under; never above capacity. */
   refundNow(request: RefundRequest): void {
-    const now = Math.floor(this.clock())
+    const { now, entries, tier } = this.situation(request)
     const { book, keys, cost } = request
     const forced = request.tier
-    const entries = this.entriesOf(book.levels, keys)
-    const tier = tierAt(book, entries, forced, now)
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]
       const chargedUnder = request.policyIds[i]

@@ -1,3 +1,4 @@
+export { optionError } from './errors.js'
 export {
   BREAKER_STATES,
   type BreakerState,
@@ -7,6 +8,7 @@ export {
   type FallbackMode,
   isNearLimit,
   type LimiterObserver,
+  limiterLabel,
   MAX_TIER_LABELS,
   type MeasurementSink,
   NONE,
@@ -20,3 +22,15 @@ export {
   type StoreStats,
   validateOptions,
 } from './observe.js'
+export {
+  assertBoundaries,
+  assertObjectWith,
+  type CounterName,
+  type CountSeries,
+  countingSink,
+  type Labels,
+  once,
+  STORE_LATENCY_SECONDS,
+  startRecording,
+  zeroSeries,
+} from './series.js'

@@ -1,4 +1,5 @@
 import { type Decision, ErrorCode, type LimiterEvent, TollgateError } from '@tollgate/core'
+import { optionError } from './errors.js'
 
 /** What became of a decision: `degraded` when the store failed and `onStoreError` decided instead. */
 export type Outcome = 'admitted' | 'refused' | 'degraded'
@@ -84,13 +85,6 @@ export interface LimiterObserver {
   close(): void
 }
 
-function optionError(field: string, value: unknown, expectation: string): TollgateError {
-  return new TollgateError(ErrorCode.InvalidOption, `${field} must be ${expectation}; got ${String(value)}`, {
-    field,
-    value,
-  })
-}
-
 function hasStats(value: unknown): value is StatsSource {
   return typeof value === 'object' && value !== null && typeof (value as StatsSource).stats === 'function'
 }
@@ -110,6 +104,11 @@ export function errorLabel(error: unknown): string {
     return candidate.code
   }
   return OTHER
+}
+
+/** The `limiter` label value: `options.name`, else the limiter's name, else `default`. */
+export function limiterLabel(limiter: ObservableLimiter, options: ObserveOptions = {}): string {
+  return options.name ?? (typeof limiter.name === 'string' && limiter.name ? limiter.name : 'default')
 }
 
 /** True when an admitted level is past the near-limit share of its limit. */
@@ -154,7 +153,7 @@ export function observeLimiter(
 ): LimiterObserver {
   validateOptions(options, limiter)
   const ratio = options.nearLimitRatio ?? DEFAULT_NEAR_LIMIT_RATIO
-  const name = options.name ?? (typeof limiter.name === 'string' && limiter.name ? limiter.name : 'default')
+  const name = limiterLabel(limiter, options)
   const levelSet = new Set(limiter.levels)
   const stores: [string, StatsSource][] = options.stores
     ? Object.entries(options.stores)

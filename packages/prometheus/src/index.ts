@@ -1,11 +1,19 @@
-import { ErrorCode, TollgateError } from '@tollgate/core'
 import {
+  assertBoundaries,
+  assertObjectWith,
   BREAKER_STATES,
+  type CounterName,
+  type CountSeries,
+  type Labels,
   type LimiterObserver,
+  limiterLabel,
   type ObservableLimiter,
   type ObserveOptions,
-  OUTCOMES,
-  observeLimiter,
+  once,
+  optionError,
+  STORE_LATENCY_SECONDS,
+  type StoreStats,
+  startRecording,
   validateOptions,
 } from '@tollgate/metrics'
 import { Counter, Gauge, register as globalRegistry, Histogram, type Registry } from 'prom-client'
@@ -13,9 +21,7 @@ import { Counter, Gauge, register as globalRegistry, Histogram, type Registry } 
 export type { BreakerState, FallbackMode, ObservableLimiter, Outcome, StatsSource } from '@tollgate/metrics'
 
 /** Seconds. A store call times out at 50 ms by default, so the buckets are fine below that. */
-export const DEFAULT_STORE_LATENCY_BUCKETS: readonly number[] = [
-  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
-]
+export const DEFAULT_STORE_LATENCY_BUCKETS: readonly number[] = STORE_LATENCY_SECONDS
 
 export interface PrometheusMetricsOptions extends ObserveOptions {
   /** Where the metrics are registered. Default: prom-client's global `register`. */
@@ -32,8 +38,6 @@ export interface PrometheusMetricsOptions extends ObserveOptions {
 /** Unregisters what `registerMetrics` added: this limiter's series, and the metrics once no limiter is left. */
 export type UnregisterMetrics = () => void
 
-type Labels = Record<string, string>
-
 interface Instruments {
   readonly registry: Registry
   readonly names: string[]
@@ -46,13 +50,6 @@ interface Instruments {
 }
 
 const byRegistry = new WeakMap<Registry, Map<string, Instruments>>()
-
-function optionError(field: string, value: unknown, expectation: string): TollgateError {
-  return new TollgateError(ErrorCode.InvalidOption, `${field} must be ${expectation}; got ${String(value)}`, {
-    field,
-    value,
-  })
-}
 
 function createInstruments(registry: Registry, prefix: string, buckets: readonly number[]): Instruments {
   const observers = new Map<string, LimiterObserver>()
@@ -126,11 +123,12 @@ function createInstruments(registry: Registry, prefix: string, buckets: readonly
         this.set({ limiter: observer.limiter }, observer.degraded() ? 1 : 0)
     },
   })
-  const storeGauge = (
-    suffix: string,
-    help: string,
-    read: (s: { size: number; maxKeys?: number }) => number,
-  ) =>
+  const eachStore = (visit: (labels: Labels, stats: StoreStats) => void) => {
+    for (const observer of observers.values()) {
+      for (const { store, stats } of observer.storeStats()) visit({ limiter: observer.limiter, store }, stats)
+    }
+  }
+  const storeGauge = (suffix: string, help: string, read: (s: StoreStats) => number) =>
     new Gauge({
       name: name(suffix),
       help,
@@ -138,12 +136,10 @@ function createInstruments(registry: Registry, prefix: string, buckets: readonly
       registers,
       collect() {
         this.reset()
-        for (const observer of observers.values()) {
-          for (const { store, stats } of observer.storeStats()) {
-            const value = read(stats)
-            if (Number.isFinite(value)) this.set({ limiter: observer.limiter, store }, value)
-          }
-        }
+        eachStore((labels, stats) => {
+          const value = read(stats)
+          if (Number.isFinite(value)) this.set(labels, value)
+        })
       },
     })
   storeGauge('memory_store_keys', 'Buckets held by the in-process store.', (s) => s.size)
@@ -159,11 +155,7 @@ function createInstruments(registry: Registry, prefix: string, buckets: readonly
     registers,
     collect() {
       this.reset()
-      for (const observer of observers.values()) {
-        for (const { store, stats } of observer.storeStats()) {
-          this.inc({ limiter: observer.limiter, store }, stats.evictions)
-        }
-      }
+      eachStore((labels, stats) => this.inc(labels, stats.evictions))
     },
   })
   return instruments
@@ -171,25 +163,11 @@ function createInstruments(registry: Registry, prefix: string, buckets: readonly
 
 function validate(options: PrometheusMetricsOptions): void {
   const { registry, prefix, storeLatencyBuckets: buckets } = options
-  if (
-    registry !== undefined &&
-    (typeof registry !== 'object' || registry === null || !('metrics' in registry))
-  ) {
-    throw optionError('registry', registry, 'a prom-client Registry')
-  }
+  assertObjectWith(registry, 'registry', 'metrics', 'a prom-client Registry')
   if (prefix !== undefined && (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix))) {
     throw optionError('prefix', prefix, 'a Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)')
   }
-  if (
-    buckets !== undefined &&
-    (!Array.isArray(buckets) ||
-      buckets.length === 0 ||
-      buckets.some(
-        (b, i) => typeof b !== 'number' || !(b > 0) || !Number.isFinite(b) || (i > 0 && b <= buckets[i - 1]!),
-      ))
-  ) {
-    throw optionError('storeLatencyBuckets', buckets, 'increasing positive numbers of seconds')
-  }
+  assertBoundaries(buckets, 'storeLatencyBuckets')
 }
 
 /**
@@ -223,93 +201,43 @@ export function registerMetrics(
   const { decisions, nearLimit, fallback, storeErrors, storeDuration, observers } = instruments
 
   // Every series this limiter used, so unregistering removes exactly its series.
-  const children = new Map<Counter, Map<string, Counter.Internal>>()
+  const counters: Record<CounterName, Counter> = { decisions, nearLimit, fallback, storeErrors }
+  const children = new Map<string, Counter.Internal>()
   const removals: (() => void)[] = []
   let histogram: Histogram.Internal<string> | undefined
-  let limiterLabel = ''
-  const child = (metric: Counter, key: string, labels: () => Labels): Counter.Internal => {
-    let series = children.get(metric)
-    if (!series) {
-      series = new Map()
-      children.set(metric, series)
-    }
-    let found = series.get(key)
+  const limiterName = limiterLabel(limiter, options)
+  const count: CountSeries = (counter, key, labels, by) => {
+    const id = `${counter}\0${key}`
+    let found = children.get(id)
     if (!found) {
-      const values = labels()
+      const metric = counters[counter]
+      const values: Labels = { limiter: limiterName, ...labels() }
       found = metric.labels(values)
-      series.set(key, found)
+      children.set(id, found)
       removals.push(() => metric.remove(values))
     }
-    return found
+    found.inc(by)
   }
-
-  const observer = observeLimiter(
-    limiter,
-    {
-      decision(level, outcome, tier) {
-        child(decisions, `${level}\0${outcome}\0${tier}`, () => ({
-          limiter: limiterLabel,
-          level,
-          outcome,
-          tier,
-        })).inc()
-      },
-      nearLimit(level, tier) {
-        child(nearLimit, `${level}\0${tier}`, () => ({ limiter: limiterLabel, level, tier })).inc()
-      },
-      fallback(mode, outcome) {
-        child(fallback, `${mode}\0${outcome}`, () => ({ limiter: limiterLabel, mode, outcome })).inc()
-      },
-      storeError(mode, code) {
-        child(storeErrors, `${mode}\0${code}`, () => ({ limiter: limiterLabel, mode, code })).inc()
-      },
-      storeLatency(seconds) {
-        if (!histogram) {
-          const labels = { limiter: limiterLabel }
-          histogram = storeDuration.labels(labels)
-          removals.push(() => storeDuration.remove(labels))
-        }
-        histogram.observe(seconds)
-      },
-    },
-    options,
-  )
-  limiterLabel = observer.limiter
-  if (observers.has(limiterLabel)) {
-    observer.close()
-    throw optionError(
-      'name',
-      limiterLabel,
-      'a limiter name not yet registered on this registry (pass options.name to tell limiters apart)',
-    )
-  }
-  observers.set(limiterLabel, observer)
-
-  // Zero series from the start, so rate() and increase() see the first decision of each kind.
-  for (const level of observer.levelLabels) {
-    for (const tier of observer.tierLabels()) {
-      for (const outcome of OUTCOMES) {
-        child(decisions, `${level}\0${outcome}\0${tier}`, () => ({
-          limiter: limiterLabel,
-          level,
-          outcome,
-          tier,
-        })).inc(0)
-      }
-      child(nearLimit, `${level}\0${tier}`, () => ({ limiter: limiterLabel, level, tier })).inc(0)
+  const storeLatency = (seconds: number) => {
+    if (!histogram) {
+      const labels = { limiter: limiterName }
+      histogram = storeDuration.labels(labels)
+      removals.push(() => storeDuration.remove(labels))
     }
+    histogram.observe(seconds)
   }
 
-  let unregistered = false
-  return () => {
-    if (unregistered) return
-    unregistered = true
+  const taken = (n: string) => observers.has(n)
+  const observer = startRecording(limiter, options, { count, storeLatency }, taken, 'on this registry')
+  observers.set(limiterName, observer)
+
+  return once(() => {
     observer.close()
-    observers.delete(limiterLabel)
+    observers.delete(limiterName)
     for (const remove of removals) remove()
     if (observers.size === 0) {
       for (const metricName of instruments.names) registry.removeSingleMetric(metricName)
       perPrefix.delete(prefix)
     }
-  }
+  })
 }

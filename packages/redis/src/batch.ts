@@ -1,4 +1,4 @@
-import { ErrorCode, TollgateError } from '@tollgate/core/store'
+import { timeoutError } from './connection.js'
 import type { Script } from './scripts.js'
 
 /** One decision (or refund) for the batch script: its keys and its part of ARGV. */
@@ -48,13 +48,6 @@ export interface BatcherOptions {
 
 const processTag = Math.random().toString(36).slice(2, 8)
 let callSeq = 0
-
-function timeoutError(timeoutMs: number): TollgateError {
-  return new TollgateError(ErrorCode.StoreTimeout, `redis store did not answer within ${timeoutMs} ms`, {
-    field: 'timeoutMs',
-    value: timeoutMs,
-  })
-}
 
 /**
  * Sends decisions to one slot's node: at once while fewer than `maxInFlight` calls are out (a decision alone

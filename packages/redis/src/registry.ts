@@ -10,12 +10,10 @@ import {
   TollgateError,
 } from '@tollgate/core/store'
 import type { Listener, StoreClient } from './client.js'
+import type { Bounded, Run } from './connection.js'
 import { escapeValue, parseAssignments, parseBuckets, parseIds, unescapeValue } from './history.js'
 import { entryKey, legacyRegistryKeys, registryChannel, tierHashKey, tierVersionKey } from './keys.js'
-import { entryWriteSource, type Script, script, tierWriteSource } from './scripts.js'
-
-export type Bounded = <T>(work: () => Promise<T>) => Promise<T>
-export type Run = (s: Script, keys: readonly string[], args: readonly (string | number)[]) => Promise<unknown>
+import { entryWriteSource, script, tierWriteSource } from './scripts.js'
 
 const entryWriteScript = script(entryWriteSource)
 const tierWriteScript = script(tierWriteSource)

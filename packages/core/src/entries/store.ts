@@ -44,17 +44,8 @@ export {
   type TenantEntries,
   tierAt,
 } from '../resolve.js'
-export type {
-  DecideRequest,
-  DecideResult,
-  EntryKind,
-  LevelResult,
-  RefundRequest,
-  RegistryChange,
-  RegistryStore,
-  Store,
-  TierEntry,
-} from '../store.js'
+/** The Store contract: what a store implements and what the limiter hands it. */
+export type * from '../store.js'
 export {
   appendVersion,
   latest,

@@ -1,0 +1,229 @@
+/// <reference path="./cluster-key-slot.d.ts" />
+import {
+  assessDebt,
+  type DecideRequest,
+  type DecideResult,
+  describeValue,
+  type LevelResult,
+  type PolicyBook,
+  policyFromId,
+  type RefundRequest,
+  settle,
+} from '@tollgate/core/store'
+import calculateSlot from 'cluster-key-slot'
+import { Batcher, type Job } from './batch.js'
+import { type Connection, unavailable } from './connection.js'
+import { escapeValue, unescapeValue } from './history.js'
+import { entryKey, refusalKey } from './keys.js'
+import type { StoreConfig } from './options.js'
+import { decisionScript, type Script } from './scripts.js'
+
+/** The script's operations: decide (charge), peek (look only), refund. */
+export type Op = 'd' | 'p' | 'r'
+
+/** One chain as the script calls see it: the levels present (book indexes) and each one's Redis key. */
+export interface Chain {
+  readonly present: readonly number[]
+  /** Indexed by level: the bucket's key. */
+  readonly keys: readonly string[]
+  /** Cluster, cross-slot chains: each level's assignment read ahead (the script cannot read other slots). */
+  readonly external: ReadonlyMap<number, string | null>
+}
+
+export interface GroupReply {
+  now: number
+  allowed: boolean
+  tier: string | undefined
+  /** Per level of the group: debt before the decision, policy id ('' none), custom. */
+  levels: { index: number; debt: number; id: string; custom: boolean }[]
+}
+
+/** Indexes grouped by hash slot, groups in order of first appearance. */
+export function slotGroups(keys: readonly string[], indexes: readonly number[]): number[][] {
+  const bySlot = new Map<number, number[]>()
+  for (const i of indexes) {
+    const slot = calculateSlot(keys[i]!)
+    const group = bySlot.get(slot)
+    if (group) group.push(i)
+    else bySlot.set(slot, [i])
+  }
+  return [...bySlot.values()]
+}
+
+/** The chain's levels as the script reads them: book level number, and where its assignment comes from. */
+function chainArgs(chain: Chain, group: readonly number[]): (string | number)[] {
+  const local = new Set(group)
+  const args: (string | number)[] = [chain.present.length]
+  for (const i of chain.present) args.push(i + 1, local.has(i) ? '' : `x${chain.external.get(i) ?? ''}`)
+  return args
+}
+
+/** Turns a chain's slot groups into batched script calls, one batcher per slot, one script per book. */
+export class ScriptCalls {
+  // One compiled script per book; books change only when tier limits change at runtime.
+  private readonly scripts = new Map<number, Script>()
+  private readonly batchers = new Map<number, Batcher>()
+
+  constructor(
+    private readonly config: StoreConfig,
+    private readonly connection: Connection,
+  ) {}
+
+  private scriptFor(book: PolicyBook): Script {
+    let s = this.scripts.get(book.version)
+    if (!s) {
+      s = decisionScript(book)
+      if (this.scripts.size >= 8) this.scripts.delete(this.scripts.keys().next().value!)
+      this.scripts.set(book.version, s)
+      // Loaded ahead, so the first decision rarely pays for compiling it (NOSCRIPT → EVAL still covers it).
+      const { client } = this.config
+      if (client.ready && !client.isCluster) client.loadScript(s.source).catch(() => undefined)
+    }
+    return s
+  }
+
+  private batcherFor(key: string): Batcher {
+    const { client, timeoutMs, rememberCallsMs, clock, expirySlackMs } = this.config
+    const slot = client.isCluster ? calculateSlot(key) : 0
+    let batcher = this.batchers.get(slot)
+    if (!batcher) {
+      batcher = new Batcher({
+        send: this.connection.run,
+        timeoutMs,
+        recordMs: rememberCallsMs,
+        nowArg: () => (clock ? String(Math.floor(clock())) : ''),
+        slack: expirySlackMs,
+        connected: this.connection.connected,
+      })
+      this.batchers.set(slot, batcher)
+    }
+    return batcher
+  }
+
+  private job(
+    op: Op,
+    request: DecideRequest | RefundRequest,
+    chain: Chain,
+    group: readonly number[],
+    charged: readonly string[],
+  ): Job {
+    const scriptKeys: string[] = []
+    const blocking = request.book.block?.levels
+    for (const i of group) {
+      scriptKeys.push(chain.keys[i]!, entryKey(chain.keys[i]!))
+      // A level that blocks repeat offenders also sends its refusal log (read only on a refusal).
+      if (blocking?.[i]) scriptKeys.push(refusalKey(chain.keys[i]!))
+    }
+    const decidedAt = 'decidedAt' in request ? request.decidedAt : ''
+    const forced = request.tier === undefined ? '' : escapeValue(request.tier)
+    const args = [op, request.cost, forced, decidedAt, ...chainArgs(chain, group), ...charged]
+    return {
+      script: this.scriptFor(request.book),
+      keys: scriptKeys,
+      args,
+      charges: op === 'd' && request.cost > 0,
+    }
+  }
+
+  /** One slot group's script call; `charged` are the policy ids a refund gives back to. */
+  async group(
+    op: Op,
+    request: DecideRequest | RefundRequest,
+    chain: Chain,
+    group: readonly number[],
+    charged: readonly string[] = [],
+  ): Promise<GroupReply> {
+    const decision = this.job(op, request, chain, group, charged)
+    const submitted: Job =
+      op === 'd' && request.cost > 0
+        ? {
+            ...decision,
+            // A late answer to a decision the fallback answered: give back exactly what it charged.
+            undo: (late) => {
+              const ids = group.map((_, j) => String(late[4 + 3 * j]))
+              const refund = { ...request, decidedAt: Number(late[0]), policyIds: [] }
+              return this.job('r', refund, chain, group, ids)
+            },
+          }
+        : decision
+    let reply: Awaited<ReturnType<Batcher['submit']>>
+    try {
+      reply = await this.batcherFor(chain.keys[group[0]!]!).submit(submitted)
+    } catch (error) {
+      throw unavailable(error)
+    }
+    if (reply === 'cancelled') throw new Error('the call was cancelled')
+    if (op === 'r') return { now: 0, allowed: true, tier: undefined, levels: [] }
+    if (reply.length !== 3 + 3 * group.length)
+      throw new Error(`unexpected script reply ${describeValue(reply)}`)
+    const levels = group.map((index, j) => ({
+      index,
+      debt: Number(reply[3 + 3 * j]),
+      id: String(reply[4 + 3 * j]),
+      custom: Number(reply[5 + 3 * j]) === 1,
+    }))
+    const tier = String(reply[2])
+    return {
+      now: Number(reply[0]),
+      allowed: Number(reply[1]) === 1,
+      tier: tier === '' ? undefined : unescapeValue(tier),
+      levels,
+    }
+  }
+
+  /** In a Cluster, a chain over several slots reads the assignments of every level first (they name the tier). */
+  async assignments(
+    request: DecideRequest | RefundRequest,
+    present: readonly number[],
+    keys: readonly string[],
+    groups: readonly number[][],
+  ): Promise<Map<number, string | null>> {
+    const external = new Map<number, string | null>()
+    if (groups.length < 2 || request.book.tiers.size === 0 || request.tier !== undefined) return external
+    const { client } = this.config
+    const values = await this.connection.bounded(() =>
+      Promise.all(present.map((i) => client.hget(entryKey(keys[i]!), 'a'))),
+    )
+    for (const [n, i] of present.entries()) external.set(i, values[n] ?? null)
+    return external
+  }
+}
+
+/** The Decision's levels from the groups' replies: core's maths on the debts Redis returned. */
+export function toResult(request: DecideRequest, replies: GroupReply[], allowed: boolean): DecideResult {
+  const first = replies[0]!
+  const byIndex = new Map<number, GroupReply['levels'][number]>()
+  for (const r of replies) for (const level of r.levels) byIndex.set(level.index, level)
+  const levels: LevelResult[] = []
+  const charge = allowed && request.cost > 0
+  for (let i = 0; i < request.keys.length; i++) {
+    const level = byIndex.get(i)
+    if (!level || level.id === '') continue
+    const policy = policyFromId(level.id)
+    if (!policy) throw new Error(`unreadable policy id ${describeValue(level.id)}`)
+    const assessment = assessDebt(policy, level.debt, first.now, request.cost)
+    const {
+      allowed: fits,
+      remaining,
+      resetAfterMs,
+      retryAfterMs,
+      delayMs,
+      blocked,
+    } = settle(assessment, charge).result
+    levels.push({
+      levelIndex: i,
+      level: request.book.levels[i]!,
+      key: request.keys[i]!,
+      policy,
+      limit: policy.capacity,
+      custom: level.custom,
+      allowed: fits,
+      remaining,
+      resetAfterMs,
+      retryAfterMs,
+      delayMs,
+      ...(blocked && { blocked }),
+    })
+  }
+  return { allowed, now: first.now, tier: first.tier, levels }
+}

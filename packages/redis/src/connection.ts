@@ -1,0 +1,85 @@
+import { ErrorCode, TollgateError } from '@tollgate/core/store'
+import type { StoreClient } from './client.js'
+import type { Script } from './scripts.js'
+
+export type Bounded = <T>(work: () => Promise<T>) => Promise<T>
+export type Run = (s: Script, keys: readonly string[], args: readonly (string | number)[]) => Promise<unknown>
+
+/** Anything Redis or the connection throws becomes ERR_TOLLGATE_STORE_UNAVAILABLE (the limiter's fallback trigger). */
+export function unavailable(error: unknown): TollgateError {
+  if (error instanceof TollgateError) return error
+  const message = error instanceof Error ? error.message : String(error)
+  return new TollgateError(ErrorCode.StoreUnavailable, `redis store unavailable: ${message}`, {
+    cause: error,
+  })
+}
+
+export function timeoutError(timeoutMs: number): TollgateError {
+  return new TollgateError(ErrorCode.StoreTimeout, `redis store did not answer within ${timeoutMs} ms`, {
+    field: 'timeoutMs',
+    value: timeoutMs,
+  })
+}
+
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT')
+}
+
+/** How every store call reaches Redis: after the first connection, within the timeout, scripts by SHA. */
+export interface Connection {
+  /** undefined when calls may go now; otherwise the first connection to wait for. */
+  connected(): Promise<void> | undefined
+  /** Bounds a call by timeoutMs (waiting for the connection included); a call failing after it is still caught. */
+  bounded: Bounded
+  /** EVALSHA; on NOSCRIPT (restart, failover, a new book) EVAL once, which also loads it. No other retry. */
+  run: Run
+}
+
+export function connection(client: StoreClient, timeoutMs: number): Connection {
+  // A client that never connected yet is waited for (bounded by the timeout): it is not a failing store.
+  // One that lost its connection fails at once, so the fallback decides without waiting.
+  let everReady = client.ready
+  if (!everReady)
+    client.nextReady().then(
+      () => (everReady = true),
+      () => undefined,
+    )
+  function connected(): Promise<void> | undefined {
+    if (everReady || client.ready) return undefined
+    if (client.ended) return Promise.reject(new Error('connection is closed'))
+    return client.nextReady()
+  }
+
+  function bounded<T>(work: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(timeoutError(timeoutMs)), timeoutMs)
+      timer.unref?.()
+      const waiting = connected()
+      ;(waiting ? waiting.then(work) : work()).then(
+        (value) => {
+          clearTimeout(timer)
+          resolve(value)
+        },
+        (error) => {
+          clearTimeout(timer)
+          reject(unavailable(error))
+        },
+      )
+    })
+  }
+
+  async function run(
+    s: Script,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<unknown> {
+    try {
+      return await client.evalsha(s.sha, keys, args)
+    } catch (error) {
+      if (!isNoScript(error)) throw error
+      return await client.eval(s.source, keys, args)
+    }
+  }
+
+  return { connected, bounded, run }
+}
