@@ -1,4 +1,11 @@
-import { createLimiter, type Limiter, type LimiterOptions } from '@tollgate/core'
+import {
+  createLimiter,
+  type Limiter,
+  type LimiterOptions,
+  normalizePolicy,
+  type PolicyInput,
+} from '@tollgate/core'
+import { InProcessStore } from '@tollgate/core/store'
 import {
   type ManualClock,
   manualClock,
@@ -7,6 +14,7 @@ import {
   startRedis,
   startRedisCluster,
 } from '@tollgate/testkit'
+import fc from 'fast-check'
 import type { Cluster, Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { redisStore } from '../src/index.js'
@@ -138,5 +146,115 @@ describe('blocking costs an admitted decision nothing', () => {
     const refusal = await commandsOf(client, () => blocking.check('b'))
     // A refusal reads the refusal log and writes it instead of the bucket.
     expect(refusal).toEqual({ ...without, get: without.get! + 1 })
+  })
+})
+
+describe('the same maths as core', () => {
+  it('blocks exactly as the in-process store does, decision for decision', async () => {
+    const client = await connect(server.port)
+    clients.push(client)
+    const policyArb = fc
+      .record({
+        capacity: fc.oneof(
+          { arbitrary: fc.integer({ min: 0, max: 4 }), weight: 4 },
+          { arbitrary: fc.integer({ min: 1, max: 1_000_000_000 }), weight: 1 },
+        ),
+        refill: fc.oneof(
+          fc.constant(0),
+          fc.constantFrom(0.3, 7.25, 1e6),
+          fc.record({
+            tokens: fc.integer({ min: 1, max: 1000 }),
+            per: fc.constantFrom(1, 1000, 60_000, 3_600_000),
+          }),
+          {
+            arbitrary: fc.record({
+              tokens: fc.integer({ min: 1, max: 3 }),
+              per: fc.constantFrom(1000, 60_000, 3_600_000),
+            }),
+            weight: 6,
+          },
+        ),
+      })
+      .filter((input) => {
+        try {
+          normalizePolicy(input)
+          return true
+        } catch {
+          return false
+        }
+      }) as fc.Arbitrary<PolicyInput>
+    const blockArb = fc.record({
+      after: fc.integer({ min: 1, max: 3 }),
+      within: fc.constantFrom(1, 500, 60_000, 86_400_000, 86_400_000),
+      for: fc.constantFrom(1, 999, 60_000, 3_600_000, 3_600_000, 365 * 86_400_000),
+      levels: fc.constantFrom(['user'], ['org'], ['user', 'org']),
+    })
+    const check = (user: fc.Arbitrary<string>, cost: fc.Arbitrary<number>) =>
+      fc.record({ kind: fc.constant('check' as const), user, cost })
+    const stepArb = fc.oneof(
+      {
+        arbitrary: fc.record({
+          kind: fc.constant('advance' as const),
+          ms: fc.integer({ min: 0, max: 120_000 }),
+        }),
+        weight: 1,
+      },
+      {
+        arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 5 }) }),
+        weight: 1,
+      },
+      {
+        arbitrary: fc.record({
+          kind: fc.constant('advance' as const),
+          ms: fc.constantFrom(59_999, 60_000, 3_600_000),
+        }),
+        weight: 1,
+      },
+      { arbitrary: check(fc.constantFrom('a', 'b'), fc.integer({ min: 0, max: 3 })), weight: 2 },
+      { arbitrary: check(fc.constant('a'), fc.constantFrom(1, 2_000_000_000)), weight: 4 },
+      { arbitrary: fc.record({ kind: fc.constant('refund' as const) }), weight: 1 },
+    )
+    let blockedSeen = 0
+    await fc.assert(
+      fc.asyncProperty(
+        policyArb,
+        policyArb,
+        blockArb,
+        fc.array(stepArb, { minLength: 10, maxLength: 40 }),
+        async (user, org, block, steps) => {
+          const clock = manualClock()
+          const store = redisStore({ client, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 5000 })
+          const reference = new InProcessStore({ maxKeys: 100, clock: clock.now })
+          const make = (s: typeof store | InProcessStore) =>
+            createLimiter({
+              levels: ['user', 'org'],
+              policies: { user, org },
+              block,
+              store: s,
+              clock: clock.now,
+            })
+          const [onRedis, inProcess] = [make(store), make(reference)]
+          let last: [Awaited<ReturnType<Limiter['check']>>, Awaited<ReturnType<Limiter['check']>>] | undefined
+          for (const step of steps) {
+            if (step.kind === 'advance') clock.advance(step.ms)
+            else if (step.kind === 'refund') {
+              if (last) await Promise.all([onRedis.refund(last[0]), inProcess.refund(last[1])])
+            } else {
+              const subject = { user: step.user, org: 'acme' }
+              last = [
+                await onRedis.check(subject, { cost: step.cost }),
+                await inProcess.check(subject, { cost: step.cost }),
+              ]
+              expect(last[0]).toEqual(last[1])
+              if (last[0].blocked) blockedSeen++
+            }
+          }
+          await store.close?.()
+        },
+      ),
+      { numRuns: 150 },
+    )
+    // The runs must have blocked often enough to mean something.
+    expect(blockedSeen).toBeGreaterThan(20)
   })
 })
