@@ -32,8 +32,11 @@ export interface Decision {
   readonly levels: readonly LevelDecision[]
   /** The deciding store's clock (ms). */
   readonly now: number
-  /** Refused because a level's bucket is blocked (createLimiter's `block`: a repeat offender); else false. */
-  readonly blocked: boolean
+  /**
+   * Refused because a level's bucket is blocked (createLimiter's `block`: a repeat offender). The limiter
+   * always sets it (false otherwise); optional so that Decisions built by hand (tests, fakes) need not.
+   */
+  readonly blocked?: boolean
   /** Set when the shared store failed and `onStoreError` decided instead. */
   readonly degraded?: StoreErrorMode
 }
