@@ -48,6 +48,8 @@ export interface BucketResult {
   retryAfterMs: number
   /** leaky-bucket delay mode: ms the request should be held before it passes; otherwise 0. */
   delayMs: number
+  /** Set (true) when refused because the bucket is blocked: it owes more than a full bucket holds (block.ts). */
+  blocked?: boolean
 }
 
 /** The outcome of looking at one bucket, before the chain decides whether to charge it. */
@@ -150,6 +152,8 @@ export function settle(
   }
   const delayMs = charge && policy.mode === 'delay' && !frozen ? Math.ceil(a.debt / k) : 0
   const result: BucketResult = { allowed: a.fits, remaining, resetAfterMs, retryAfterMs, delayMs }
+  // Only a block (block.ts) makes a bucket owe more than a full one holds.
+  if (a.debt > limit) result.blocked = true
   // Only a charge writes: a look (a peek, a refusal, getBucket) never changes what a later decision sees.
   if (!charge) return { result, state: undefined }
   return { result, state: stateFromDebt(debt, policy, a.origin) }

@@ -1,3 +1,4 @@
+import type { BlockRule } from './block.js'
 import { DEFAULT_LIMITER_NAME } from './names.js'
 import type { Policy } from './policy.js'
 import type { Versions } from './versions.js'
@@ -23,6 +24,8 @@ export interface PolicyBook {
   readonly tiers: ReadonlyMap<string, readonly (Versions<Policy> | undefined)[]>
   /** The tier of chains with no assignment; undefined when the limiter has no tiers. */
   readonly defaultTier: string | undefined
+  /** Blocking repeat offenders (block.ts): the store counts refusals and blocks buckets itself. */
+  readonly block?: BlockRule
 }
 
 let nextBookVersion = 1

@@ -32,6 +32,11 @@ export interface Decision {
   readonly levels: readonly LevelDecision[]
   /** The deciding store's clock (ms). */
   readonly now: number
+  /**
+   * Refused because a level's bucket is blocked (createLimiter's `block`: a repeat offender). The limiter
+   * always sets it (false otherwise); optional so that Decisions built by hand (tests, fakes) need not.
+   */
+  readonly blocked?: boolean
   /** Set when the shared store failed and `onStoreError` decided instead. */
   readonly degraded?: StoreErrorMode
 }
@@ -48,8 +53,10 @@ export function summarize(
   let binding: LevelDecision | undefined
   let retryAfterMs = 0
   let delayMs = 0
+  let blocked = false
   for (let i = 0; i < levels.length; i++) {
     const level = levels[i]!
+    if (level.blocked) blocked = true
     if (level.retryAfterMs > retryAfterMs) retryAfterMs = level.retryAfterMs
     if (level.delayMs > delayMs) delayMs = level.delayMs
     if (allowed) {
@@ -69,6 +76,7 @@ export function summarize(
     delayMs: allowed ? delayMs : 0,
     levels,
     now,
+    blocked: blocked && !allowed,
     degraded,
   }
 }

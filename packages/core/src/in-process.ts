@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache'
 import { advance } from './advance.js'
 import { type Assessment, assess, type BucketState, settle, stateTtlMs } from './algorithm.js'
+import { blockRefusals, type RefusalLog } from './block.js'
 import { namespacedId } from './ids.js'
 import { type Clock, InProcessRegistry, monotonicClock } from './in-process-registry.js'
 import type { Policy } from './policy.js'
@@ -75,6 +76,13 @@ export class InProcessStore implements Store {
   protected readonly states: LRUCache<string, BucketState>
   protected readonly clock: Clock
   protected evictions = 0
+  private refusalLogs: LRUCache<string, RefusalLog> | undefined
+
+  /** Moments of recent refusals per bucket, for `block` (made on first use; bounded like the buckets). */
+  private get refusals(): LRUCache<string, RefusalLog> {
+    this.refusalLogs ??= new LRUCache<string, RefusalLog>({ max: this.maxKeys })
+    return this.refusalLogs
+  }
 
   constructor(options: InProcessStoreOptions) {
     this.clock = options.clock ?? monotonicClock
@@ -138,14 +146,22 @@ export class InProcessStore implements Store {
       levels.push(levelResult(i, book.levels[i]!, key, r.policy, r.custom))
     }
     const charge = allowed && cost > 0
+    // A refused charge counts towards blocking repeat offenders (block.ts); a block is a state to write.
+    const blocks =
+      book.block && !allowed && cost > 0
+        ? blockRefusals(book.block, assessments, levels, ids, this.refusals, now)
+        : undefined
     for (let j = 0; j < assessments.length; j++) {
-      const { result, state } = settle(assessments[j]!, charge)
+      const settled = settle(assessments[j]!, charge)
+      const { result } = settled
       const level = levels[j] as Mutable<LevelResult>
       level.allowed = result.allowed
       level.remaining = result.remaining
       level.resetAfterMs = result.resetAfterMs
       level.retryAfterMs = result.retryAfterMs
       level.delayMs = result.delayMs
+      if (result.blocked) level.blocked = true
+      const state = settled.state ?? blocks?.[j]
       if (!state) continue
       state.epoch = now
       // get() above made the entry the most recent: updating the held object in place spares a set.
@@ -179,6 +195,8 @@ export class InProcessStore implements Store {
       if (state === undefined) continue
       const a = assess(state, r.policy, now, 0)
       const T = r.policy.tokens === 0 ? 1 : r.policy.per
+      // A blocked bucket (block.ts) is never credited: a refund would shorten the block.
+      if (a.debt > r.policy.capacity * T) continue
       const debt = Math.max(0, a.debt - cost * T)
       const settled = settle({ ...a, debt, cost: 0 }, true).state!
       if (debt === 0) this.states.delete(id)
@@ -190,7 +208,9 @@ export class InProcessStore implements Store {
   }
 
   async reset(namespace: string, level: string, key: string): Promise<boolean> {
-    return this.states.delete(namespacedId(namespace, level, key))
+    const id = namespacedId(namespace, level, key)
+    this.refusalLogs?.delete(id)
+    return this.states.delete(id)
   }
 
   /** A store in one process is shared by no other server: a fleet of one. */

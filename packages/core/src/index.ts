@@ -1,5 +1,6 @@
 // @tollgate/core: what an application uses. Store authors: '@tollgate/core/store'; adapter authors:
 // '@tollgate/core/http' and '@tollgate/core/node'.
+export type { BlockOption } from './block.js'
 export type { Decision, LevelDecision } from './decision.js'
 export type { Duration } from './duration.js'
 export { ErrorCode, TollgateError } from './errors.js'

@@ -1,3 +1,4 @@
+import { type BlockOption, type BlockRule, parseBlock } from './block.js'
 import { describeValue, ErrorCode, invalid, TollgateError } from './errors.js'
 import type { LimiterListener, StoreErrorMode } from './events.js'
 import { type Clock, monotonicClock } from './in-process.js'
@@ -40,6 +41,12 @@ export interface LimiterOptions {
   expectedServers?: number | 'auto'
   /** Consecutive store failures that open the circuit (default 3), and ms before a probe (default 1000). */
   breaker?: { failures?: number; cooldownMs?: number }
+  /**
+   * Blocks repeat offenders: a bucket refused `after` times within `within` refuses outright `for` that long
+   * (Retry-After counts it down), in the store, so every server sharing it refuses too. Example:
+   * `{ after: 5, within: '1m', for: '15m' }`. `levels` (default: the first) says whose buckets block.
+   */
+  block?: BlockOption
   onEvent?: LimiterListener
 }
 
@@ -58,6 +65,7 @@ export interface LimiterConfig {
   readonly expectedServers: number | 'auto'
   readonly breakerFailures: number
   readonly breakerCooldownMs: number
+  readonly block: BlockRule | undefined
 }
 
 const knownOptions = new Set([
@@ -72,6 +80,7 @@ const knownOptions = new Set([
   'onStoreError',
   'expectedServers',
   'breaker',
+  'block',
   'onEvent',
 ])
 const storeErrorModes: readonly StoreErrorMode[] = ['open', 'closed', 'local']
@@ -185,6 +194,8 @@ export function parseLimiterOptions(options: LimiterOptions): LimiterConfig {
     throw optionError('breaker.cooldownMs', breakerCooldownMs, 'a number of ms from 0 to 86400000 (a day)')
   }
 
+  const block = parseBlock(options.block, levelNames)
+
   const base: (Policy | undefined)[] = levelNames.map((): Policy | undefined => undefined)
   if (options.policy !== undefined && options.policies !== undefined) {
     throw optionError('policy', options.policy, 'left out when policies is given (use one or the other)')
@@ -221,5 +232,6 @@ export function parseLimiterOptions(options: LimiterOptions): LimiterConfig {
     expectedServers,
     breakerFailures,
     breakerCooldownMs,
+    block,
   }
 }

@@ -3,6 +3,7 @@ import { retryAfterSeconds } from './headers.js'
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
 export const QUOTA_EXCEEDED_TYPE = 'https://iana.org/assignments/http-problem-types#quota-exceeded'
+export const ABNORMAL_USAGE_TYPE = 'https://iana.org/assignments/http-problem-types#abnormal-usage-detected'
 export const REDUCED_CAPACITY_TYPE =
   'https://iana.org/assignments/http-problem-types#temporary-reduced-capacity'
 
@@ -33,6 +34,20 @@ export function refusalProblem(decision: Decision, instance?: string): ProblemDe
     }
   }
   const violated = decision.levels.filter((l) => !l.allowed).map((l) => l.level)
+  if (decision.blocked) {
+    // A repeat offender (createLimiter's `block`): the draft's problem type for it, and the block's end.
+    return {
+      type: ABNORMAL_USAGE_TYPE,
+      title: 'Abnormal usage detected',
+      status: 429,
+      detail: `Blocked at the ${decision.binding ?? 'rate'} level after repeated refusals; retry in ${retryAfter} s.`,
+      ...(instance ? { instance } : {}),
+      'violated-policies': violated,
+      ...(decision.binding ? { binding: decision.binding } : {}),
+      blocked: true,
+      ...(retryAfter !== undefined ? { retryAfter } : {}),
+    }
+  }
   const wait =
     retryAfter === undefined
       ? `a cost of ${decision.cost} is more than the ${decision.binding ?? 'limit'} level can ever admit`

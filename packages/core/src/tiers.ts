@@ -118,6 +118,7 @@ export class TierBook {
       base: this.config.base,
       tiers,
       defaultTier: this.config.defaultTier,
+      block: this.config.block,
     })
   }
 }

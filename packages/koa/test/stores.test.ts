@@ -1,5 +1,10 @@
 import { redisStore } from '@tollgate/redis'
-import { describeAdapterOptions, describeAdapterRefunds, redisSuiteStores } from '@tollgate/testkit'
+import {
+  describeAdapterBlocking,
+  describeAdapterOptions,
+  describeAdapterRefunds,
+  redisSuiteStores,
+} from '@tollgate/testkit'
 import { koaApp } from './app.js'
 
 // What keeps state (refunds and skip rules, tier-scoped buckets, one charge per request, stacked limiters)
@@ -7,4 +12,5 @@ import { koaApp } from './app.js'
 // A generous timeout: on a loaded machine a call past the default 50 ms would be decided by the local fallback.
 const redis = redisSuiteStores((client, prefix) => redisStore({ client, prefix, timeoutMs: 2000 }))
 describeAdapterRefunds('koa', koaApp, { stores: { 'in-process': { make: () => undefined }, redis } })
+describeAdapterBlocking('koa', koaApp, { stores: { 'in-process': { make: () => undefined }, redis } })
 describeAdapterOptions(koaApp, redis)

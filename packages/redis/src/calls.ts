@@ -14,7 +14,7 @@ import calculateSlot from 'cluster-key-slot'
 import { Batcher, type Job } from './batch.js'
 import { type Connection, unavailable } from './connection.js'
 import { escapeValue, unescapeValue } from './history.js'
-import { entryKey } from './keys.js'
+import { entryKey, refusalKey } from './keys.js'
 import type { StoreConfig } from './options.js'
 import { decisionScript, type Script } from './scripts.js'
 
@@ -108,7 +108,12 @@ export class ScriptCalls {
     charged: readonly string[],
   ): Job {
     const scriptKeys: string[] = []
-    for (const i of group) scriptKeys.push(chain.keys[i]!, entryKey(chain.keys[i]!))
+    const blocking = request.book.block?.levels
+    for (const i of group) {
+      scriptKeys.push(chain.keys[i]!, entryKey(chain.keys[i]!))
+      // A level that blocks repeat offenders also sends its refusal log (read only on a refusal).
+      if (blocking?.[i]) scriptKeys.push(refusalKey(chain.keys[i]!))
+    }
     const decidedAt = 'decidedAt' in request ? request.decidedAt : ''
     const forced = request.tier === undefined ? '' : escapeValue(request.tier)
     const args = [op, request.cost, forced, decidedAt, ...chainArgs(chain, group), ...charged]
@@ -210,6 +215,7 @@ export function toResult(request: DecideRequest, replies: GroupReply[], allowed:
       resetAfterMs,
       retryAfterMs,
       delayMs,
+      blocked,
     } = settle(assessment, charge).result
     levels.push({
       levelIndex: i,
@@ -223,6 +229,7 @@ export function toResult(request: DecideRequest, replies: GroupReply[], allowed:
       resetAfterMs,
       retryAfterMs,
       delayMs,
+      ...(blocked && { blocked }),
     })
     debts.push(level.debt)
   }

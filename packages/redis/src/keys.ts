@@ -9,6 +9,8 @@ import { DEFAULT_LIMITER_NAME } from '@tollgate/core/store'
  *                     <prefix>{<tag>}<level>:<key>             with the hashTag option: buckets of one tag share a slot
  *   tenant registry   <prefix>{<level>:<key>}:reg              beside its bucket (same slot): fields a, b
  *                     <prefix>{<tag>}<level>:<key>:reg
+ *   refusal log       <prefix>{<level>:<key>}:refused          with `block`: recent refusals' ms (`t1,t2`), or
+ *                                                              `b<ms>` while a block lasts; expires by itself
  *   tier changes      <prefix>{registry}:tiers                 hash: <tier>=<level> → history
  *   tier version      <prefix>{registry}:version               bumped by every tier change, of any limiter
  *   pub/sub channel   <prefix>registry                         messages carry the limiter's name (ns)
@@ -19,7 +21,7 @@ import { DEFAULT_LIMITER_NAME } from '@tollgate/core/store'
  * changes are in `<prefix>{registry}:tiers:<name>`. Escaping leaves a `#` only at the start of a hashed part,
  * so a `#` after the first character of a bucket name always ends a limiter name: no two limiters' names meet.
  *
- * A bucket name holds exactly one `:` (parts are escaped), so `…:reg` can never be another bucket's key.
+ * A bucket name holds exactly one `:` (parts are escaped), so `…:reg` or `…:refused` can never be another bucket's key.
  *
  * Levels, keys and tags are escaped so that no user input can open or close a hash tag or fake a separator:
  * `%`, `{`, `}`, `:` and `#` become %XX, lone UTF-16 surrogates (which UTF-8 would fold into one U+FFFD) become
@@ -60,6 +62,11 @@ export function bucketKey(
 /** The hash of a tenant's registry entries, in its bucket's slot. */
 export function entryKey(bucket: string): string {
   return `${bucket}:reg`
+}
+
+/** The moments of a bucket's recent refusals (createLimiter's `block`), in its slot; expires after the span. */
+export function refusalKey(bucket: string): string {
+  return `${bucket}:refused`
 }
 
 export function tierHashKey(prefix: string, namespace: string): string {

@@ -8,7 +8,7 @@ import type {
 import { type Chain, type Decided, type GroupReply, ScriptCalls, slotGroups, toResult } from './calls.js'
 import { connection } from './connection.js'
 import { Heartbeat, parseFleetOptions } from './heartbeat.js'
-import { bucketKey, fleetKey, keyspaceOf } from './keys.js'
+import { bucketKey, fleetKey, keyspaceOf, refusalKey } from './keys.js'
 import { parseStoreOptions, type RedisStoreOptions } from './options.js'
 import { LocalRefusals } from './refusals.js'
 import { RedisRegistry } from './registry.js'
@@ -141,7 +141,8 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     },
     async reset(namespace, level, key) {
       refusals?.dropBucket(level, key)
-      return (await link.bounded(() => client.del(keyOf(namespace, level, key)))) > 0
+      const bucket = keyOf(namespace, level, key)
+      return (await link.bounded(() => client.del(bucket, refusalKey(bucket)))) > 0
     },
     ready: () => link.bounded(async () => undefined),
     localRefusalStats: () => ({ held: refusals?.size ?? 0, answered: refusals?.answered ?? 0 }),

@@ -7,6 +7,7 @@ export {
   type SuiteLimitOptions,
   type SuiteRequest,
 } from './adapter-suite.js'
+export { ABNORMAL_USAGE, describeAdapterBlocking } from './adapter-suite-block.js'
 export { describeAdapterOptions, type SuiteStore } from './adapter-suite-options.js'
 export { describeAdapterRefunds, type RefundSuiteOptions } from './adapter-suite-refund.js'
 export { type ManualClock, manualClock } from './clock.js'

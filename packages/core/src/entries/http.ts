@@ -35,6 +35,7 @@ export {
 export { ipKey } from '../identity.js'
 export type { Subject } from '../limiter.js'
 export {
+  ABNORMAL_USAGE_TYPE,
   invalidRequestProblem,
   PROBLEM_CONTENT_TYPE,
   type ProblemDetails,

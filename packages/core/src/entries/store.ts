@@ -14,6 +14,15 @@ export {
   stateFromDebt,
   stateTtlMs,
 } from '../algorithm.js'
+export {
+  type BlockRule,
+  blockedDebt,
+  blockRefusals,
+  countsAsRefusal,
+  noteRefusal,
+  type RefusalLog,
+  type RefusalLogs,
+} from '../block.js'
 export { makeBook, type PolicyBook } from '../book.js'
 export { type ChainEntry, type ChainOutcome, evaluateChain } from '../chain.js'
 export { describeValue, ErrorCode, invalid, TollgateError } from '../errors.js'

@@ -95,5 +95,19 @@ export function compileBook(book: PolicyBook): string {
       lines.push(`  if lvl == ${i + 1} then return ${Math.max(...[...ids.values()].map(fullRefillMs))} end`)
   })
   lines.push('  return 0', 'end')
+
+  // Blocking repeat offenders (core's block.ts): the rule, and which levels block (they send a refusal log key).
+  const block = book.block
+  lines.push(
+    block
+      ? `local BLOCK_AFTER, BLOCK_WITHIN, BLOCK_FOR = ${block.after}, ${block.withinMs}, ${block.forMs}`
+      : 'local BLOCK_AFTER, BLOCK_WITHIN, BLOCK_FOR = false, 0, 0',
+  )
+  const blocking = block ? block.levels.flatMap((on, i) => (on ? [i + 1] : [])) : []
+  lines.push(
+    'local function blocks(lvl)',
+    `  return ${blocking.length ? blocking.map((l) => `lvl == ${l}`).join(' or ') : 'false'}`,
+    'end',
+  )
   return lines.join('\n')
 }

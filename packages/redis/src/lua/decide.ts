@@ -2,7 +2,8 @@
  * One call decides a batch of decisions, in arrival order, each chain all-or-nothing (a decision sees what
  * the ones before it in the batch wrote).
  * KEYS: 1 the call's record (its reply, remembered `record ms`, so a re-sent call is answered, not applied
- * again), then per decision its levels' state key and registry hash.
+ * again), then per decision its levels' state key and registry hash (and, for a level that blocks, its
+ * refusal log).
  * ARGV: 1 now ('' = Redis TIME), 2 slack (extra expiry, test clock only), 3 record ms, 4 'run' | 'cancel',
  * 5 decisions; then per decision: op ('d' decide, 'p' look with the cost, 'r' refund), cost, forced tier ('' none,
  * escaped), decidedAt (refund), m = levels in its chain, then per chain level its number in the book and ''
@@ -36,15 +37,21 @@ local function read_decision(a, key_base)
   local d = { op = ARGV[a], cost = tonumber(ARGV[a + 1]), forced = ARGV[a + 2], decided_at = tonumber(ARGV[a + 3]) }
   local m = tonumber(ARGV[a + 4])
   d.m = m
-  d.lvls, d.assign, d.custom, d.keyslot = {}, {}, {}, {}
-  local n = 0
+  d.lvls, d.assign, d.custom, d.keyslot, d.logslot = {}, {}, {}, {}, {}
+  -- p: the next key of this decision (key_base is the last key of the one before).
+  local n, p = 0, key_base + 1
   for j = 1, m do
     d.lvls[j] = tonumber(ARGV[a + 3 + 2 * j])
     local src = ARGV[a + 4 + 2 * j]
     if src == '' then
       n = n + 1
-      d.keyslot[j] = key_base + 2 * n - 1
-      local reg_key = KEYS[key_base + 2 * n]
+      d.keyslot[j] = p
+      local reg_key = KEYS[p + 1]
+      p = p + 2
+      if blocks(d.lvls[j]) then
+        d.logslot[j] = p
+        p = p + 1
+      end
       if redis.call('EXISTS', reg_key) == 1 then
         local reg = redis.call('HMGET', reg_key, 'a', 'b')
         d.assign[j] = parse_hist(reg[1])
@@ -56,7 +63,7 @@ local function read_decision(a, key_base)
   end
   d.n = n
   d.charged_at = a + 5 + 2 * m
-  return d, d.charged_at + (d.op == 'r' and n or 0), key_base + 2 * n
+  return d, d.charged_at + (d.op == 'r' and n or 0), p - 1
 end
 
 local function tier_at(d, t)
@@ -175,6 +182,36 @@ local function assess_levels(d, tier)
   return levels, allowed
 end
 
+-- block.ts: a refusal of a blocking level counts (countsAsRefusal, noteRefusal); the log is "t1,t2,…" (ms of
+-- recent counted refusals) or "b<end>" during a block. The after-th within the span writes the blocked debt
+-- (blockedDebt); e.debt becomes what the reply reports.
+local function note_refusal(d, e)
+  local limit = e.cap * e.T
+  if e.tokens == 0 or d.cost * e.T > limit or e.debt + d.cost * e.T <= limit or e.debt > limit then return end
+  local log_key = KEYS[d.logslot[e.j]]
+  local recent = {}
+  local raw = redis.call('GET', log_key)
+  if raw then
+    local blocked_until = string.match(raw, '^b(%d+)$')
+    if blocked_until then
+      if now < tonumber(blocked_until) then return end
+    else
+      for t in string.gmatch(raw, '%d+') do
+        if tonumber(t) > now - BLOCK_WITHIN then recent[#recent + 1] = t end
+      end
+    end
+  end
+  if #recent + 1 < BLOCK_AFTER then
+    recent[#recent + 1] = string.format('%.0f', now)
+    redis.call('SET', log_key, table.concat(recent, ','), 'PX', string.format('%.0f', BLOCK_WITHIN + slack))
+    return
+  end
+  redis.call('SET', log_key, 'b' .. string.format('%.0f', now + BLOCK_FOR), 'PX', string.format('%.0f', BLOCK_FOR + slack))
+  local debt = math.max(e.debt, limit - e.per + math.min(BLOCK_FOR * e.tokens, 9007199254740991 - limit))
+  write(d, e, debt)
+  e.debt = debt
+end
+
 local reply = { now }
 local a, key_base, at_reply = 6, 1, 2
 for _ = 1, count do
@@ -199,7 +236,9 @@ for _ = 1, count do
       for i, e in ipairs(levels) do
         local charged = d.charged and d.charged[i] or ARGV[d.charged_at + i - 1]
         -- Only a level still under the policy it was charged under, with no change since, gets tokens back.
-        if e.debt and e.id == charged and e.debt > 0 and #moments(d, e.j, d.decided_at + 1, now) == 0 then
+        -- A blocked bucket (debt above a full one's) is never credited.
+        if e.debt and e.id == charged and e.debt > 0 and e.debt <= e.cap * e.T
+          and #moments(d, e.j, d.decided_at + 1, now) == 0 then
           write(d, e, math.max(0, e.debt - d.cost * e.T))
         end
       end
@@ -209,8 +248,14 @@ for _ = 1, count do
   else
     reply[#reply + 1] = allowed and 1 or 0
     reply[#reply + 1] = tier or ''
+    if BLOCK_AFTER and mode == 'run' and not allowed and d.op == 'd' and d.cost > 0 then
+      for _, e in ipairs(levels) do
+        if e.debt and d.logslot[e.j] then note_refusal(d, e) end
+      end
+    end
     for _, e in ipairs(levels) do
-      if e.debt and d.op == 'd' and allowed and d.cost > 0 then write(d, e, e.debt + d.cost * e.T) end
+      -- A cancel only gives back: a decision it finds refused in the record is not charged now.
+      if e.debt and mode == 'run' and d.op == 'd' and allowed and d.cost > 0 then write(d, e, e.debt + d.cost * e.T) end
       reply[#reply + 1] = e.debt or 0
       reply[#reply + 1] = e.id
       reply[#reply + 1] = e.custom

@@ -2,6 +2,7 @@ import { createLimiter, type Limiter, type LimiterOptions, type Store } from '@t
 import { afterEach, describe } from 'vitest'
 import { manualClock } from '../clock.js'
 import { describeAdministration } from './administration.js'
+import { describeBlocking } from './blocking.js'
 import { describeChainsAndTiers } from './chains-and-tiers.js'
 import { describeChanges } from './changes.js'
 import type { ConformanceOptions, StoreFactory, SuiteContext } from './context.js'
@@ -51,6 +52,7 @@ export function describeStoreConformance(
     describeAdministration(ctx)
     describeChanges(ctx)
     describeNames(ctx)
+    describeBlocking(ctx)
     describeProperties(ctx)
     describeThirtyDays(ctx)
   })

@@ -1,0 +1,260 @@
+import {
+  createLimiter,
+  type Limiter,
+  type LimiterOptions,
+  normalizePolicy,
+  type PolicyInput,
+} from '@tollgate/core'
+import { InProcessStore } from '@tollgate/core/store'
+import {
+  type ManualClock,
+  manualClock,
+  type RedisCluster,
+  type RedisServer,
+  startRedis,
+  startRedisCluster,
+} from '@tollgate/testkit'
+import fc from 'fast-check'
+import type { Cluster, Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { redisStore } from '../src/index.js'
+import { connect, connectCluster, subscribed, uniquePrefix } from './helpers.js'
+
+let server: RedisServer
+let cluster: RedisCluster
+const clients: (Redis | Cluster)[] = []
+
+beforeAll(async () => {
+  server = await startRedis()
+  cluster = await startRedisCluster({ masters: 3 })
+})
+
+afterAll(async () => {
+  for (const client of clients.splice(0)) await client.quit()
+  await server?.stop()
+  await cluster?.stop()
+})
+
+const topologies = {
+  'single node': () => connect(server.port),
+  'a 3-master Cluster': () => connectCluster(cluster.nodes),
+}
+
+const options = {
+  policy: { capacity: 3, refill: { tokens: 3, per: '1m' } },
+  block: { after: 2, within: '1m', for: '15m' },
+} satisfies LimiterOptions
+
+/**
+ * Two app servers: each its own client, store and limiter, on one Redis and one prefix. Their own clocks
+ * are an hour apart and neither is used for a decision: the stores' clock stands in for Redis's TIME.
+ */
+async function twoServers(
+  connectClient: () => Promise<Redis | Cluster>,
+  extra: Omit<LimiterOptions, 'store' | 'clock'> = {},
+): Promise<{ redisTime: ManualClock; a: Limiter; b: Limiter }> {
+  const redisTime = manualClock()
+  const prefix = uniquePrefix()
+  const server = async (skewMs: number) => {
+    const client = await connectClient()
+    clients.push(client)
+    const store = redisStore({ client, prefix, clock: redisTime.now, timeoutMs: 5000 })
+    await store.ready()
+    return createLimiter({ ...options, ...extra, store, clock: () => Date.now() + skewMs })
+  }
+  return { redisTime, a: await server(3_600_000), b: await server(-3_600_000) }
+}
+
+for (const [topology, connectClient] of Object.entries(topologies)) {
+  describe(`blocking across servers on ${topology}`, () => {
+    it('a block made through server A refuses on server B with the same Retry-After, and lifts at its end', async () => {
+      const { redisTime, a, b } = await twoServers(connectClient)
+      for (let i = 0; i < 3; i++) expect((await a.check('1.2.3.4')).allowed).toBe(true)
+      // One refusal on each server: the refusals are counted in Redis, so together they reach `after`.
+      expect(await a.check('1.2.3.4')).toMatchObject({ allowed: false, blocked: false, retryAfterMs: 20_000 })
+      redisTime.advance(1_000)
+      const blocked = await b.check('1.2.3.4')
+      expect(blocked).toMatchObject({ allowed: false, blocked: true, retryAfterMs: 900_000 })
+      redisTime.advance(60_000)
+      expect(await a.check('1.2.3.4')).toMatchObject({ allowed: false, blocked: true, retryAfterMs: 840_000 })
+      expect(await b.check('1.2.3.4', { cost: 0 })).toMatchObject({ blocked: true, retryAfterMs: 840_000 })
+      expect((await b.check('5.6.7.8')).allowed).toBe(true)
+      redisTime.advance(839_999)
+      expect(await b.check('1.2.3.4')).toMatchObject({ allowed: false, retryAfterMs: 1 })
+      redisTime.advance(1)
+      expect(await a.check('1.2.3.4')).toMatchObject({ allowed: true, remaining: 0, blocked: false })
+      // The refusal in the block's last ms did not count: one refusal now does not block again, two do.
+      expect(await b.check('1.2.3.4')).toMatchObject({ allowed: false, blocked: false, retryAfterMs: 20_000 })
+      expect(await a.check('1.2.3.4')).toMatchObject({ allowed: false, blocked: true, retryAfterMs: 900_000 })
+    })
+
+    it('blocks the user level of a chain whose levels live in different slots', async () => {
+      const { redisTime, a, b } = await twoServers(connectClient, {
+        levels: ['user', 'org'],
+        policy: undefined,
+        policies: { user: options.policy, org: { capacity: 100, refill: { tokens: 100, per: '1m' } } },
+      })
+      await a.check({ user: 'u1', org: 'acme' }, { cost: 3 })
+      await a.check({ user: 'u1', org: 'acme' })
+      expect(await b.check({ user: 'u1', org: 'acme' })).toMatchObject({ blocked: true, binding: 'user' })
+      // The org kept every token the refusals did not take, and its other users pass.
+      expect(await a.check({ user: 'u2', org: 'acme' })).toMatchObject({ allowed: true })
+      expect((await a.check({ user: 'u2', org: 'acme' }, { cost: 0 })).levels[1]!.remaining).toBe(96)
+      redisTime.advance(900_000)
+      expect((await b.check({ user: 'u1', org: 'acme' })).allowed).toBe(true)
+    })
+  })
+}
+
+describe('blocking costs an admitted decision nothing', () => {
+  /** Calls of each command (inside scripts included) that one check makes. */
+  async function commandsOf(client: Redis, check: () => Promise<unknown>): Promise<Record<string, number>> {
+    const calls = async () => {
+      const stats: Record<string, number> = {}
+      for (const line of (await client.info('commandstats')).split('\r\n')) {
+        const match = /^cmdstat_([^:]+):calls=(\d+)/.exec(line)
+        if (match) stats[match[1]!] = Number(match[2])
+      }
+      return stats
+    }
+    const before = await calls()
+    await check()
+    const after = await calls()
+    const delta: Record<string, number> = {}
+    for (const [name, n] of Object.entries(after)) {
+      // The INFO call itself is not the check's.
+      if (name !== 'info' && n - (before[name] ?? 0) > 0) delta[name] = n - (before[name] ?? 0)
+    }
+    return delta
+  }
+
+  it('runs the same commands with `block` as without while admitted, and reads the log only on a refusal', async () => {
+    const client = await connect(server.port)
+    clients.push(client)
+    const store = redisStore({ client, prefix: uniquePrefix(), clock: manualClock().now, timeoutMs: 5000 })
+    const plain = createLimiter({ policy: options.policy, store })
+    const blocking = createLimiter({ ...options, store })
+    // Each limiter's first reload of the registry (on subscribing) is done before anything is counted.
+    await Promise.all([subscribed(plain), subscribed(blocking)])
+    await plain.check('warm-up')
+    await blocking.check('warm-up')
+    const without = await commandsOf(client, () => plain.check('p'))
+    const withBlock = await commandsOf(client, () => blocking.check('b'))
+    expect(withBlock).toEqual(without)
+    expect(withBlock.evalsha).toBe(1)
+    await blocking.check('b', { cost: 2 })
+    const refusal = await commandsOf(client, () => blocking.check('b'))
+    // A refusal reads the refusal log and writes it instead of the bucket.
+    expect(refusal).toEqual({ ...without, get: without.get! + 1 })
+  })
+})
+
+describe('the same maths as core', () => {
+  it('blocks exactly as the in-process store does, decision for decision', async () => {
+    const client = await connect(server.port)
+    clients.push(client)
+    const policyArb = fc
+      .record({
+        capacity: fc.oneof(
+          { arbitrary: fc.integer({ min: 0, max: 4 }), weight: 4 },
+          { arbitrary: fc.integer({ min: 1, max: 1_000_000_000 }), weight: 1 },
+        ),
+        refill: fc.oneof(
+          fc.constant(0),
+          fc.constantFrom(0.3, 7.25, 1e6),
+          fc.record({
+            tokens: fc.integer({ min: 1, max: 1000 }),
+            per: fc.constantFrom(1, 1000, 60_000, 3_600_000),
+          }),
+          {
+            arbitrary: fc.record({
+              tokens: fc.integer({ min: 1, max: 3 }),
+              per: fc.constantFrom(1000, 60_000, 3_600_000),
+            }),
+            weight: 6,
+          },
+        ),
+      })
+      .filter((input) => {
+        try {
+          normalizePolicy(input)
+          return true
+        } catch {
+          return false
+        }
+      }) as fc.Arbitrary<PolicyInput>
+    const blockArb = fc.record({
+      after: fc.integer({ min: 1, max: 3 }),
+      within: fc.constantFrom(1, 500, 60_000, 86_400_000, 86_400_000),
+      for: fc.constantFrom(1, 999, 60_000, 3_600_000, 3_600_000, 365 * 86_400_000),
+      levels: fc.constantFrom(['user'], ['org'], ['user', 'org']),
+    })
+    const check = (user: fc.Arbitrary<string>, cost: fc.Arbitrary<number>) =>
+      fc.record({ kind: fc.constant('check' as const), user, cost })
+    const stepArb = fc.oneof(
+      {
+        arbitrary: fc.record({
+          kind: fc.constant('advance' as const),
+          ms: fc.integer({ min: 0, max: 120_000 }),
+        }),
+        weight: 1,
+      },
+      {
+        arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 5 }) }),
+        weight: 1,
+      },
+      {
+        arbitrary: fc.record({
+          kind: fc.constant('advance' as const),
+          ms: fc.constantFrom(59_999, 60_000, 3_600_000),
+        }),
+        weight: 1,
+      },
+      { arbitrary: check(fc.constantFrom('a', 'b'), fc.integer({ min: 0, max: 3 })), weight: 2 },
+      { arbitrary: check(fc.constant('a'), fc.constantFrom(1, 2_000_000_000)), weight: 4 },
+      { arbitrary: fc.record({ kind: fc.constant('refund' as const) }), weight: 1 },
+    )
+    let blockedSeen = 0
+    await fc.assert(
+      fc.asyncProperty(
+        policyArb,
+        policyArb,
+        blockArb,
+        fc.array(stepArb, { minLength: 10, maxLength: 40 }),
+        async (user, org, block, steps) => {
+          const clock = manualClock()
+          const store = redisStore({ client, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 5000 })
+          const reference = new InProcessStore({ maxKeys: 100, clock: clock.now })
+          const make = (s: typeof store | InProcessStore) =>
+            createLimiter({
+              levels: ['user', 'org'],
+              policies: { user, org },
+              block,
+              store: s,
+              clock: clock.now,
+            })
+          const [onRedis, inProcess] = [make(store), make(reference)]
+          let last: [Awaited<ReturnType<Limiter['check']>>, Awaited<ReturnType<Limiter['check']>>] | undefined
+          for (const step of steps) {
+            if (step.kind === 'advance') clock.advance(step.ms)
+            else if (step.kind === 'refund') {
+              if (last) await Promise.all([onRedis.refund(last[0]), inProcess.refund(last[1])])
+            } else {
+              const subject = { user: step.user, org: 'acme' }
+              last = [
+                await onRedis.check(subject, { cost: step.cost }),
+                await inProcess.check(subject, { cost: step.cost }),
+              ]
+              expect(last[0]).toEqual(last[1])
+              if (last[0].blocked) blockedSeen++
+            }
+          }
+          await store.close?.()
+        },
+      ),
+      { numRuns: 150 },
+    )
+    // The runs must have blocked often enough to mean something.
+    expect(blockedSeen).toBeGreaterThan(20)
+  })
+})
