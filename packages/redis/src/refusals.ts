@@ -29,6 +29,7 @@ import type { Decided } from './calls.js'
  * - Refunds and resets made here drop the entries holding the bucket. A refund or a reset made by another
  *   server is not seen: until then this server may refuse what Redis would admit (never the reverse) for at
  *   most the refusal's X.
+ * - Blocking repeat offenders (`block`): Redis counts refusals, so only a refusal by a block is answered here.
  * Memory: at most `max` entries (LRU), each the request's key and its result.
  */
 export class LocalRefusals {
@@ -72,7 +73,9 @@ export class LocalRefusals {
     for (const { level, state } of entry.levels) {
       const figures = settle(assess(state, level.policy, now, request.cost), false).result
       if (!figures.allowed) allowed = false
-      levels.push({ ...level, ...figures })
+      // `blocked` only as the figures say now: a block may have ended.
+      const { blocked: _then, ...rest } = level
+      levels.push({ ...rest, ...figures })
     }
     // Never reached while the bound holds; should it be, Redis decides.
     if (allowed) return undefined
@@ -83,6 +86,8 @@ export class LocalRefusals {
   remember(request: DecideRequest, decided: Decided, ticket: Ticket): void {
     const { result, debts } = decided
     if (result.allowed || ticket.generation !== this.generation) return
+    // With `block`, Redis counts refusals: only a refusal by a block (which counts none) may skip it.
+    if (request.book.block && request.cost > 0 && !result.levels.some((l) => l.blocked)) return
     let retryAfterMs = 0
     for (const level of result.levels)
       if (level.retryAfterMs > retryAfterMs) retryAfterMs = level.retryAfterMs

@@ -196,6 +196,33 @@ describe('local refusals', () => {
     await limiter.close()
   })
 
+  it('with block, answers only a blocked subject locally, so every refusal that counts reaches Redis', async () => {
+    const clock = manualClock()
+    const store = redisStore({ client: c, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 2000 })
+    const limiter = createLimiter({
+      store,
+      clock: clock.now,
+      policy: perMinute(2),
+      block: { after: 3, within: '1m', for: '15m' },
+    })
+    await Promise.all([subscribed(limiter), limiter.check('warm', { cost: 0 })])
+    for (let i = 0; i < 2; i++) expect((await limiter.check('ip')).allowed).toBe(true)
+    // Three refusals within a minute block: each is asked of Redis, which counts it.
+    for (let i = 0; i < 3; i++) await limiter.check('ip')
+    expect(store.localRefusalStats().answered).toBe(0)
+    const blocked = await limiter.check('ip')
+    expect(blocked).toMatchObject({ allowed: false, blocked: true })
+    clock.advance(60_000)
+    const later = await limiter.check('ip')
+    expect(later).toMatchObject({
+      allowed: false,
+      blocked: true,
+      retryAfterMs: blocked.retryAfterMs - 60_000,
+    })
+    expect(store.localRefusalStats().answered).toBeGreaterThan(0)
+    await limiter.close()
+  })
+
   it('holds at most localRefusals entries', async () => {
     const { limiter, store } = setup({ localRefusals: 3 })
     const size = () => store.localRefusalStats().held
