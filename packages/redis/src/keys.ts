@@ -96,15 +96,9 @@ const keyspaces = new WeakMap<object, Map<string, object>>()
 
 /** One object per (client, prefix): stores made on them share every key, so a limiter name is claimed once. */
 export function keyspaceOf(client: object, prefix: string): object {
-  let byPrefix = keyspaces.get(client)
-  if (!byPrefix) {
-    byPrefix = new Map()
-    keyspaces.set(client, byPrefix)
-  }
-  let keyspace = byPrefix.get(prefix)
-  if (!keyspace) {
-    keyspace = {}
-    byPrefix.set(prefix, keyspace)
-  }
+  const byPrefix = keyspaces.get(client) ?? new Map<string, object>()
+  keyspaces.set(client, byPrefix)
+  const keyspace = byPrefix.get(prefix) ?? {}
+  byPrefix.set(prefix, keyspace)
   return keyspace
 }

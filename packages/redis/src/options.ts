@@ -73,6 +73,7 @@ function parseNumber(
 }
 
 const positive = (n: number) => Number.isFinite(n) && n > 0
+const whole = (n: number) => Number.isInteger(n) && n >= 0
 
 export function parseStoreOptions(options: RedisStoreOptions): StoreConfig {
   if (typeof options !== 'object' || options === null) throw optionError('options', options, 'an object')
@@ -81,28 +82,14 @@ export function parseStoreOptions(options: RedisStoreOptions): StoreConfig {
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
     throw optionError('prefix', prefix, 'a string without { or } (hash tags are placed by the store)')
   }
-  const timeoutMs = parseNumber(options.timeoutMs, 'timeoutMs', 50, 'a finite number of ms above 0', positive)
-  const registryRefreshMs = parseNumber(
-    options.registryRefreshMs,
-    'registryRefreshMs',
-    1000,
-    'a finite number of ms above 0',
-    positive,
-  )
-  const rememberCallsMs = parseNumber(
-    options.rememberCallsMs,
-    'rememberCallsMs',
-    10_000,
-    'a whole number of ms, 0 or more',
-    (n) => Number.isInteger(n) && n >= 0,
-  )
-  const localRefusals = parseNumber(
-    options.localRefusals,
-    'localRefusals',
-    10_000,
-    'a whole number of refusals, 0 or more',
-    (n) => Number.isInteger(n) && n >= 0,
-  )
+  const ms = (field: 'timeoutMs' | 'registryRefreshMs', fallback: number) =>
+    parseNumber(options[field], field, fallback, 'a finite number of ms above 0', positive)
+  const count = (field: 'rememberCallsMs' | 'localRefusals', fallback: number, unit: string) =>
+    parseNumber(options[field], field, fallback, `a whole number of ${unit}, 0 or more`, whole)
+  const timeoutMs = ms('timeoutMs', 50)
+  const registryRefreshMs = ms('registryRefreshMs', 1000)
+  const rememberCallsMs = count('rememberCallsMs', 10_000, 'ms')
+  const localRefusals = count('localRefusals', 10_000, 'refusals')
   const { clock, hashTag } = options
   if (clock !== undefined && typeof clock !== 'function') throw optionError('clock', clock, 'a function')
   if (hashTag !== undefined && typeof hashTag !== 'function')

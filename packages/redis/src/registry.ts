@@ -1,7 +1,6 @@
 import {
   type Clock,
   DEFAULT_LIMITER_NAME,
-  type EntryKind,
   ErrorCode,
   MAX_VERSIONS,
   type RegistryChange,
@@ -59,14 +58,8 @@ export class RedisRegistry implements RegistryStore {
     return { assignment: parseAssignments(a), bucket: parseBuckets(b) }
   }
 
-  async write(
-    namespace: string,
-    kind: EntryKind,
-    level: string,
-    key: string,
-    value: string | null,
-    condition?: 'absent' | 'present',
-  ): Promise<boolean> {
+  // Typed by the contract: the parameters are RegistryStore.write's.
+  readonly write: RegistryStore['write'] = async (namespace, kind, level, key, value, condition) => {
     const message = JSON.stringify({ kind, ns: namespace, level, key })
     const reply = await this.bounded(() =>
       this.run(

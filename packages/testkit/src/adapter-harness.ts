@@ -1,10 +1,16 @@
 import { request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createLimiter, type Decision, type LimiterOptions, type PolicyInput } from '@tollgate/core'
+import {
+  createLimiter,
+  type Decision,
+  type LimiterOptions,
+  type PolicyInput,
+  type Store,
+} from '@tollgate/core'
 import type { HttpLimitOptions } from '@tollgate/core/http'
 import { Redis } from 'ioredis'
 import supertest from 'supertest'
-import { afterEach } from 'vitest'
+import { afterAll, afterEach, describe } from 'vitest'
 import { manualClock } from './clock.js'
 import { type RedisServer, startRedis } from './redis-server.js'
 
@@ -110,6 +116,35 @@ export function adapterHarness(makeApp: AdapterAppFactory) {
   }
 
   return { start, limiterWith }
+}
+
+/** Stores an adapter suite runs on; `make` gives each test a fresh one. */
+export type SuiteStores = Record<
+  string,
+  { make: () => Store | undefined | Promise<Store | undefined>; close?: () => Promise<void> }
+>
+
+/**
+ * One describe per store (default: the limiter's own in-process store), each with its app harness and the
+ * store closed after it.
+ */
+export function describeOnEachStore(
+  title: string,
+  makeApp: AdapterAppFactory,
+  stores: SuiteStores | undefined,
+  body: (store: SuiteStores[string], harness: ReturnType<typeof adapterHarness>) => void,
+): void {
+  for (const [storeName, storeFactory] of Object.entries(
+    stores ?? { 'in-process': { make: () => undefined } },
+  )) {
+    describe(`${title} on ${storeName}`, () => {
+      const harness = adapterHarness(makeApp)
+      afterAll(async () => {
+        await storeFactory.close?.()
+      })
+      body(storeFactory, harness)
+    })
+  }
 }
 
 /** Sends GET /hello and goes away as soon as `decided` holds `count` decisions (the request is then held). */

@@ -1,5 +1,6 @@
-import { createLimiter, ErrorCode } from '@tollgate/core'
+import { createLimiter, ErrorCode, type Store } from '@tollgate/core'
 import { describe, expect, it } from 'vitest'
+import type { ManualClock } from '../clock.js'
 import { expectCode, perSecond, type SuiteContext } from './context.js'
 
 /** Limiters sharing one store: each name is a namespace of its own, and one name is one limiter. */
@@ -8,17 +9,14 @@ export function describeNames(ctx: SuiteContext): void {
   describe('limiter names', () => {
     const perIpTiers = { free: { key: perSecond(3, 1) }, pro: { key: perSecond(5, 1) } }
     const exportTiers = { free: { key: perSecond(1, 1) }, pro: { key: perSecond(2, 1) } }
+    /** The app's second limiter, for /export, named apart from the per-IP one. */
+    const exportLimiter = (store: Store, clock: ManualClock) =>
+      createLimiter({ store, clock: clock.now, name: 'export', tiers: exportTiers, onStoreError: 'closed' })
 
     it('keeps two limiters on the default level apart: buckets, assignments, custom buckets, tiers', async () => {
       // The per-IP limiter and the /export one of an app, both on the default level `key`, one client.
       const { store, limiter: perIp, clock } = await setup({ tiers: perIpTiers })
-      const exporter = createLimiter({
-        store,
-        clock: clock.now,
-        name: 'export',
-        tiers: exportTiers,
-        onStoreError: 'closed',
-      })
+      const exporter = exportLimiter(store, clock)
       expect(exporter.name).toBe('export')
       expect(perIp.name).toBe('default')
       expect(await admitted(perIp, '127.0.0.1', 5)).toBe(3)
@@ -50,13 +48,7 @@ export function describeNames(ctx: SuiteContext): void {
       const policy = perSecond(10, 10)
       const refused = await expectCode(() => createLimiter({ store, policy }), ErrorCode.DuplicateName)
       expect(refused).toMatchObject({ field: 'name', value: 'default' })
-      const exporter = createLimiter({
-        store,
-        clock: clock.now,
-        name: 'export',
-        tiers: exportTiers,
-        onStoreError: 'closed',
-      })
+      const exporter = exportLimiter(store, clock)
       const again = await expectCode(
         () => createLimiter({ store, name: 'export', policy }),
         ErrorCode.DuplicateName,
@@ -67,13 +59,7 @@ export function describeNames(ctx: SuiteContext): void {
 
       // Closed, its name is free again, and its buckets and entries are where it left them.
       await exporter.close()
-      const reopened = createLimiter({
-        store,
-        clock: clock.now,
-        name: 'export',
-        tiers: exportTiers,
-        onStoreError: 'closed',
-      })
+      const reopened = exportLimiter(store, clock)
       expect(await reopened.check('k', { cost: 0 })).toMatchObject({ tier: 'pro', remaining: 0, limit: 2 })
       expect(await limiter.check('k', { cost: 0 })).toMatchObject({ tier: 'free', remaining: 1, limit: 1 })
       await reopened.close()
