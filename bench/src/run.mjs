@@ -16,6 +16,15 @@ const option = (name) => args.find((a) => a.startsWith(`--${name}=`))?.split('='
 const quick = args.includes('--quick')
 const ALL_GROUPS = ['in-process', 'default-limiter', 'memory', 'redis', 'redis-cluster', 'http']
 const groups = (option('only') ?? ALL_GROUPS.join(',')).split(',')
+// Anything else (--help included) prints the usage and starts nothing: a full run takes 20 minutes.
+const unknown = args.filter((a) => a !== '--quick' && !/^--(only|rounds|seed)=/.test(a))
+const badGroups = groups.filter((g) => !ALL_GROUPS.includes(g))
+if (unknown.length || badGroups.length) {
+  console.error(`usage: node src/run.mjs [--quick] [--only=${ALL_GROUPS.join(',')}] [--rounds=N] [--seed=N]`)
+  if (unknown.length || badGroups.length)
+    console.error(`not understood: ${[...unknown, ...badGroups].join(' ')}`)
+  process.exit(2)
+}
 
 /** Durations: quick keeps the whole run to a few minutes; full gives each sample time to settle (~20 min). */
 const settings = quick
@@ -183,10 +192,16 @@ function machine() {
   }
 }
 
-process.on('SIGINT', () => {
-  stopAll()
-  process.exit(130)
-})
+// Ctrl-C or a kill: every server and Redis this run started is stopped by its PID.
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+]) {
+  process.on(signal, () => {
+    stopAll()
+    process.exit(code)
+  })
+}
 
 async function main() {
   const all = cases()
