@@ -41,6 +41,8 @@ export interface BatcherOptions {
   readonly slack: number
   /** Waits for a client's first connection; undefined once connected. */
   readonly connected: () => Promise<void> | undefined
+  /** Resolves when the client is connected (at once if it is now); rejects if it closes for good. */
+  readonly whenReady: () => Promise<void>
   /** Calls sent at once before further decisions wait to go as one batch. */
   readonly maxInFlight?: number
   readonly maxBatch?: number
@@ -48,6 +50,18 @@ export interface BatcherOptions {
 
 const processTag = Math.random().toString(36).slice(2, 8)
 let callSeq = 0
+/** Cancels kept for the connection's return: the first calls to fail are those in flight when it went. */
+const maxHeldCancels = 1000
+const cancelAttempts = 3
+
+interface Cancel {
+  readonly script: Script
+  readonly keys: readonly string[]
+  readonly args: readonly (string | number)[]
+  /** After this (ms, real time) Redis has forgotten the call's record: a cancel can no longer give back. */
+  readonly until: number
+  attempts: number
+}
 
 /**
  * Sends decisions to one slot's node: at once while fewer than `maxInFlight` calls are out (a decision alone
@@ -58,6 +72,8 @@ let callSeq = 0
 export class Batcher {
   private inFlight = 0
   private queue: Pending[] = []
+  private held: Cancel[] = []
+  private awaitingReady = false
   private readonly maxInFlight: number
   private readonly maxBatch: number
 
@@ -125,10 +141,48 @@ export class Batcher {
         this.fail(batch, error)
         // It may have run before its answer was lost: cancel it (Redis runs this after it, if it is queued).
         if (this.options.recordMs > 0 && isConnectionError(error)) {
-          this.options.send(first.script, keys, [...args, 'cancel', ...body]).catch(() => undefined)
+          const until = Date.now() + this.options.recordMs
+          this.cancel({ script: first.script, keys, args: [...args, 'cancel', ...body], until, attempts: 0 })
         }
       },
     )
+  }
+
+  /**
+   * Sends a cancel. The connection that lost the call's answer is usually still down, so a cancel that
+   * cannot go now is held (bounded) and sent when it is back, while Redis still remembers the call.
+   */
+  private cancel(c: Cancel): void {
+    c.attempts++
+    this.options.send(c.script, c.keys, c.args).catch((error: unknown) => {
+      if (!isConnectionError(error) || c.attempts >= cancelAttempts || this.held.length >= maxHeldCancels)
+        return
+      this.held.push(c)
+      this.sendHeldWhenReady()
+    })
+  }
+
+  private sendHeldWhenReady(): void {
+    if (this.awaitingReady) return
+    this.awaitingReady = true
+    this.options.whenReady().then(
+      () => {
+        // A moment after: a client may say ready before it noticed the loss; its cancels must not spin.
+        const wait = setTimeout(() => this.sendHeld(), Math.min(this.options.timeoutMs, 50))
+        wait.unref?.()
+      },
+      () => {
+        this.awaitingReady = false
+        this.held = []
+      },
+    )
+  }
+
+  private sendHeld(): void {
+    this.awaitingReady = false
+    const held = this.held.filter((c) => c.until > Date.now())
+    this.held = []
+    for (const c of held) this.cancel(c)
   }
 
   private done(): void {

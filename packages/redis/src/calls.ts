@@ -94,6 +94,7 @@ export class ScriptCalls {
         nowArg: () => (clock ? String(Math.floor(clock())) : ''),
         slack: expirySlackMs,
         connected: this.connection.connected,
+        whenReady: this.connection.whenReady,
       })
       this.batchers.set(slot, batcher)
     }

@@ -31,6 +31,8 @@ export interface Connection {
   connected(): Promise<void> | undefined
   /** Bounds a call by timeoutMs (waiting for the connection included); a call failing after it is still caught. */
   bounded: Bounded
+  /** Resolves when the client is connected (at once if it is now); rejects if it closes for good. */
+  whenReady(): Promise<void>
   /** EVALSHA; on NOSCRIPT (restart, failover, a new book) EVAL once, which also loads it. No other retry. */
   run: Run
 }
@@ -81,5 +83,7 @@ export function connection(client: StoreClient, timeoutMs: number): Connection {
     }
   }
 
-  return { connected, bounded, run }
+  const whenReady = () => (client.ready ? Promise.resolve() : client.nextReady())
+
+  return { connected, bounded, run, whenReady }
 }
