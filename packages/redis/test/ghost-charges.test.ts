@@ -1,24 +1,14 @@
-import { createLimiter, type Decision, type Limiter, type PolicyInput } from '@tollgate/core'
-import {
-  manualClock,
-  type RedisCluster,
-  type RedisServer,
-  startRedis,
-  startRedisCluster,
-} from '@tollgate/testkit'
+import type { Decision, Limiter } from '@tollgate/core'
+import { type RedisCluster, type RedisServer, startRedis, startRedisCluster } from '@tollgate/testkit'
 import type { Cluster, Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type RedisClient, redisStore } from '../src/index.js'
-import { connect, connectCluster, open, uniquePrefix, within } from './helpers.js'
+import { connect, connectCluster, open, within } from './helpers.js'
+import { capacity, limiterOn, type Pingable, repliesHandled } from './lost-helpers.js'
 
 /**
  * Issue 12, item 5: a call Redis runs after the fallback answered (a pause longer than the timeout) must
  * not leave a "ghost charge": once Redis has run the queued calls, the bucket holds what the answers say.
  */
-const capacity = 20
-// Room for all ten late charges. It refills, but the test clock stands still: a token missing at the end
-// is a charge no answer admitted (a ghost charge).
-const policy: PolicyInput = { capacity, refill: { tokens: capacity, per: '1m' } }
 const admitted = 3
 const pauseMs = 300
 const timeoutMs = 50
@@ -29,38 +19,6 @@ async function scriptCalls(admin: Redis): Promise<number> {
   let calls = 0
   for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(m[1])
   return calls
-}
-
-type Pingable = { ping(): Promise<unknown> }
-
-/**
- * Once Redis has run the paused calls: a PING on the same connection answers after their late replies, and a
- * turn of the event loop later every reply handler (the undo it submits included) has run. A decision sent
- * after this goes behind those undos on the same connection.
- */
-async function repliesHandled(connection: Pingable): Promise<void> {
-  await connection.ping()
-  await new Promise((resolve) => setImmediate(resolve))
-}
-
-function limiterOn(client: RedisClient): Limiter {
-  const clock = manualClock()
-  // The tier version check off the wire, so the only commands are the test's.
-  const store = redisStore({
-    client,
-    prefix: uniquePrefix(),
-    timeoutMs,
-    clock: clock.now,
-    registryRefreshMs: 60_000,
-  })
-  // A breaker that never opens here: every check goes to Redis, as the issue's ten did.
-  return createLimiter({
-    store,
-    clock: clock.now,
-    policy,
-    onStoreError: 'closed',
-    breaker: { failures: 100 },
-  })
 }
 
 /** Ten checks while the store's node is paused, in two waves (each wave within the batcher's 8 in flight). */
@@ -113,7 +71,7 @@ describe('a pause longer than the timeout (single node)', () => {
   for (const kind of ['ioredis', 'node-redis'] as const) {
     it(`${kind}: ten checks refused by the fallback charge nothing once Redis runs them`, async () => {
       const connection = await open(kind, server.port)
-      const limiter = limiterOn(connection.client)
+      const limiter = limiterOn(connection.client, { timeoutMs })
       try {
         await expectNoGhostCharge(limiter, admin, connection.client as unknown as Pingable, 'WRITE')
       } finally {
@@ -139,7 +97,7 @@ describe('a pause longer than the timeout (one master of a 3-master Cluster)', (
   })
 
   it('ioredis Cluster: ten checks refused by the fallback charge nothing once the master runs them', async () => {
-    const limiter = limiterOn(client)
+    const limiter = limiterOn(client, { timeoutMs })
     try {
       // The first call compiles the script on its master (NOSCRIPT, then EVAL): allowed a few tries at 50 ms.
       await within(5000, async () => (await limiter.check('k', { cost: 0 })).degraded === undefined)

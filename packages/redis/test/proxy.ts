@@ -25,11 +25,27 @@ export interface ReplyDropper {
   readonly port: number
   /** Resolves once a matching call was run by Redis and its reply thrown away. */
   dropNextReply(matches: (call: ScriptCall) => boolean): Promise<void>
+  /**
+   * Cluster: rewrites the address in MOVED / ASK replies ('host:port' → 'host:port'), as a NAT would, so a
+   * redirected client reaches the node through its proxy (ioredis applies `natMap` to CLUSTER SLOTS only
+   * reliably: on a MOVED it stores the raw address and, finding no connection by it, retries at random).
+   */
+  translate(addresses: ReadonlyMap<string, string>): void
   close(): Promise<void>
 }
 
 export async function replyDropper(upstreamPort: number): Promise<ReplyDropper> {
   const sockets = new Set<Socket>()
+  let addresses: ReadonlyMap<string, string> = new Map()
+  const translated = (chunk: Buffer): Buffer => {
+    const text = chunk.toString('latin1')
+    if (addresses.size === 0 || !/-(MOVED|ASK) /.test(text)) return chunk
+    const out = text.replace(/(-(?:MOVED|ASK) \d+ )(\S+)\r\n/g, (line, head: string, address: string) => {
+      const mapped = addresses.get(address)
+      return mapped ? `${head}${mapped}\r\n` : line
+    })
+    return Buffer.from(out, 'latin1')
+  }
   let armed: { matches: (call: ScriptCall) => boolean; dropped: () => void } | undefined
   const server: Server = createServer((client) => {
     const upstream = tcpConnect(upstreamPort, '127.0.0.1')
@@ -56,7 +72,7 @@ export async function replyDropper(upstreamPort: number): Promise<ReplyDropper> 
         dropped()
         return
       }
-      client.write(chunk)
+      client.write(translated(chunk))
     })
     for (const socket of [client, upstream]) {
       socket.on('error', drop)
@@ -75,6 +91,9 @@ export async function replyDropper(upstreamPort: number): Promise<ReplyDropper> 
       new Promise<void>((resolve) => {
         armed = { matches, dropped: resolve }
       }),
+    translate: (map) => {
+      addresses = map
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy()
