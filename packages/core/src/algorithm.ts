@@ -116,20 +116,26 @@ export function assess(
       converted = true
     }
   }
-  return { ...assessDebt(policy, debt, now, cost), converted }
+  return assessDebt(policy, debt, now, cost, converted)
 }
 
 /**
  * The assessment of a bucket owing `debt` sub-units at `now` (already under `policy`): for stores that
  * compute the debt themselves (the Redis script) and leave the rest of the maths here.
  */
-export function assessDebt(policy: Policy, debt: number, now: number, cost: number): Assessment {
+export function assessDebt(
+  policy: Policy,
+  debt: number,
+  now: number,
+  cost: number,
+  converted = false,
+): Assessment {
   // Stryker disable next-line ConditionalExpression: a rate-0 policy has per 1 (normalizePolicy), so policy.per is already 1
   const T = policy.tokens === 0 ? 1 : policy.per
   // A peek (cost 0) asks whether one token is there, so capacity 0 refuses even a peek.
   const probe = cost === 0 ? T : cost * T
   const origin = policy.tokens === 0 ? 0 : now
-  return { policy, cost, fits: debt + probe <= policy.capacity * T, debt, origin, converted: false }
+  return { policy, cost, fits: debt + probe <= policy.capacity * T, debt, origin, converted }
 }
 
 /** Figures and the state to write, given whether the chain charges this bucket. */
@@ -137,26 +143,53 @@ export function settle(
   a: Assessment,
   charge: boolean,
 ): { result: BucketResult; state: BucketState | undefined } {
+  const result: BucketResult = { allowed: false, remaining: 0, resetAfterMs: 0, retryAfterMs: 0, delayMs: 0 }
+  const debt = settleInto(a, charge, result)
+  return { result, state: debt < 0 ? undefined : stateFromDebt(debt, a.policy, a.origin) }
+}
+
+/**
+ * settle's figures, written into `into` (a store's own result object: no allocation on the hot path).
+ * Returns the debt to write when the chain charges the bucket, else -1.
+ */
+export function settleInto(a: Assessment, charge: boolean, into: BucketResult): number {
   const { policy } = a
   const { k, T } = scale(policy)
   const frozen = policy.tokens === 0
   const limit = policy.capacity * T
   const debt = charge ? a.debt + a.cost * T : a.debt
-  const remaining = Math.max(0, Math.floor((limit - debt) / T))
-  const resetAfterMs = debt === 0 ? 0 : frozen ? Number.POSITIVE_INFINITY : Math.ceil(debt / k)
   let retryAfterMs = 0
   if (!a.fits) {
     const probe = a.cost === 0 ? T : a.cost * T
     retryAfterMs =
       frozen || probe > limit ? Number.POSITIVE_INFINITY : Math.ceil((a.debt + probe - limit) / k)
   }
-  const delayMs = charge && policy.mode === 'delay' && !frozen ? Math.ceil(a.debt / k) : 0
-  const result: BucketResult = { allowed: a.fits, remaining, resetAfterMs, retryAfterMs, delayMs }
+  into.allowed = a.fits
+  into.remaining = Math.max(0, Math.floor((limit - debt) / T))
+  into.resetAfterMs = debt === 0 ? 0 : frozen ? Number.POSITIVE_INFINITY : Math.ceil(debt / k)
+  into.retryAfterMs = retryAfterMs
+  into.delayMs = charge && policy.mode === 'delay' && !frozen ? Math.ceil(a.debt / k) : 0
   // Only a block (block.ts) makes a bucket owe more than a full one holds.
-  if (a.debt > limit) result.blocked = true
+  if (a.debt > limit) into.blocked = true
   // Only a charge writes: a look (a peek, a refusal, getBucket) never changes what a later decision sees.
-  if (!charge) return { result, state: undefined }
-  return { result, state: stateFromDebt(debt, policy, a.origin) }
+  return charge ? debt : -1
+}
+
+/** Writes into `state` the state owing `debt` sub-units under `policy` (stateFromDebt, in place). */
+export function writeDebt(
+  state: BucketState,
+  debt: number,
+  policy: Policy,
+  origin: number,
+  epoch: number,
+): void {
+  const k = policy.tokens === 0 ? 1 : policy.tokens
+  state.tat = origin + Math.floor(debt / k)
+  state.frac = debt % k
+  state.capacity = policy.capacity
+  state.tokens = policy.tokens
+  state.per = policy.per
+  state.epoch = epoch
 }
 
 /** The state owing `debt` sub-units under `policy`, counted from `origin` (now, or 0 when frozen). */

@@ -1,6 +1,15 @@
 import { LRUCache } from 'lru-cache'
 import { advance } from './advance.js'
-import { type Assessment, assess, type BucketState, settle, stateTtlMs } from './algorithm.js'
+import {
+  type Assessment,
+  assess,
+  type BucketState,
+  settle,
+  settleInto,
+  stateFromDebt,
+  stateTtlMs,
+  writeDebt,
+} from './algorithm.js'
 import { blockRefusals, type RefusalLog } from './block.js'
 import { namespacedId } from './ids.js'
 import { type Clock, InProcessRegistry, monotonicClock } from './in-process-registry.js'
@@ -152,22 +161,20 @@ export class InProcessStore implements Store {
         ? blockRefusals(book.block, assessments, levels, ids, this.refusals, now)
         : undefined
     for (let j = 0; j < assessments.length; j++) {
-      const settled = settle(assessments[j]!, charge)
-      const { result } = settled
-      const level = levels[j] as Mutable<LevelResult>
-      level.allowed = result.allowed
-      level.remaining = result.remaining
-      level.resetAfterMs = result.resetAfterMs
-      level.retryAfterMs = result.retryAfterMs
-      level.delayMs = result.delayMs
-      if (result.blocked) level.blocked = true
-      const state = settled.state ?? blocks?.[j]
-      if (!state) continue
-      state.epoch = now
+      const a = assessments[j]!
+      const debt = settleInto(a, charge, levels[j] as Mutable<LevelResult>)
       // get() above made the entry the most recent: updating the held object in place spares a set.
       const previous = held[j]
-      if (previous === undefined) this.states.set(ids[j]!, state)
-      else Object.assign(previous, state)
+      if (debt >= 0) {
+        if (previous === undefined) this.states.set(ids[j]!, stateFromDebt(debt, a.policy, a.origin, now))
+        else writeDebt(previous, debt, a.policy, a.origin, now)
+        continue
+      }
+      const block = blocks?.[j]
+      if (!block) continue
+      block.epoch = now
+      if (previous === undefined) this.states.set(ids[j]!, block)
+      else Object.assign(previous, block)
     }
     return { allowed, now, tier, levels }
   }

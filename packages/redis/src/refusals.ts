@@ -29,7 +29,8 @@ import type { Decided } from './calls.js'
  * - Refunds and resets made here drop the entries holding the bucket. A refund or a reset made by another
  *   server is not seen: until then this server may refuse what Redis would admit (never the reverse) for at
  *   most the refusal's X.
- * - Blocking repeat offenders (`block`): Redis counts refusals, so only a refusal by a block is answered here.
+ * - Blocking repeat offenders (`block`): Redis counts each blocking level's refusals, so a refusal is answered
+ *   here only once every refusing blocking level is blocked already (a block counts nothing).
  * Memory: at most `max` entries (LRU), each the request's key and its result.
  */
 export class LocalRefusals {
@@ -86,8 +87,12 @@ export class LocalRefusals {
   remember(request: DecideRequest, decided: Decided, ticket: Ticket): void {
     const { result, debts } = decided
     if (result.allowed || ticket.generation !== this.generation) return
-    // With `block`, Redis counts refusals: only a refusal by a block (which counts none) may skip it.
-    if (request.book.block && request.cost > 0 && !result.levels.some((l) => l.blocked)) return
+    // With `block`, Redis counts each blocking level's refusals: a refusal may skip Redis only when no level
+    // would count it, every refusing blocking level being blocked already (a block counts none).
+    const rule = request.book.block
+    if (rule && request.cost > 0) {
+      for (const l of result.levels) if (!l.allowed && !l.blocked && rule.levels[l.levelIndex]) return
+    }
     let retryAfterMs = 0
     for (const level of result.levels)
       if (level.retryAfterMs > retryAfterMs) retryAfterMs = level.retryAfterMs

@@ -133,7 +133,7 @@ describe('blocking costs an admitted decision nothing', () => {
     clients.push(client)
     const store = redisStore({ client, prefix: uniquePrefix(), clock: manualClock().now, timeoutMs: 5000 })
     const plain = createLimiter({ policy: options.policy, store })
-    const blocking = createLimiter({ ...options, store })
+    const blocking = createLimiter({ ...options, store, name: 'blocking' })
     // Each limiter's first reload of the registry (on subscribing) is done before anything is counted.
     await Promise.all([subscribed(plain), subscribed(blocking)])
     await plain.check('warm-up')

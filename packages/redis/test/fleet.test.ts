@@ -84,7 +84,9 @@ function fleetTests(
         // The crashed one could not beat: it keeps the fleet it last saw (what its fallback divides by).
         expect(crashed.size()).toBe(3)
         // Two limiters on one store are one server; the member goes when the last of them closes.
-        const limiters = [1, 2].map(() => createLimiter({ store: stores[1]!, expectedServers: 'auto' }))
+        const limiters = [1, 2].map((n) =>
+          createLimiter({ store: stores[1]!, expectedServers: 'auto', name: `l${n}` }),
+        )
         members[1]!.leave()
         await limiters[0]!.close()
         await new Promise((resolve) => setTimeout(resolve, 3 * BEAT.heartbeatMs))
