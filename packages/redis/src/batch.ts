@@ -41,6 +41,8 @@ export interface BatcherOptions {
   readonly slack: number
   /** Waits for a client's first connection; undefined once connected. */
   readonly connected: () => Promise<void> | undefined
+  /** Connected now: a call sent while not is refused before it reaches Redis. */
+  readonly readyNow: () => boolean
   /** Resolves when the client is connected (at once if it is now); rejects if it closes for good. */
   readonly whenReady: () => Promise<void>
   /** Calls sent at once before further decisions wait to go as one batch. */
@@ -129,6 +131,8 @@ export class Batcher {
     }
     const stuck = setTimeout(release, this.options.timeoutMs)
     stuck.unref?.()
+    // Sent while disconnected, a call is refused by the client before it reaches Redis: nothing to cancel.
+    const mayRun = this.options.readyNow()
     this.options.send(first.script, keys, [...args, 'run', ...body]).then(
       (reply) => {
         clearTimeout(stuck)
@@ -140,7 +144,7 @@ export class Batcher {
         release()
         this.fail(batch, error)
         // It may have run before its answer was lost: cancel it (Redis runs this after it, if it is queued).
-        if (this.options.recordMs > 0 && isConnectionError(error)) {
+        if (this.options.recordMs > 0 && mayRun && isConnectionError(error)) {
           const until = Date.now() + this.options.recordMs
           this.cancel({ script: first.script, keys, args: [...args, 'cancel', ...body], until, attempts: 0 })
         }

@@ -95,6 +95,7 @@ export class ScriptCalls {
         slack: expirySlackMs,
         connected: this.connection.connected,
         whenReady: this.connection.whenReady,
+        readyNow: this.connection.readyNow,
       })
       this.batchers.set(slot, batcher)
     }

@@ -31,6 +31,8 @@ export interface Connection {
   connected(): Promise<void> | undefined
   /** Bounds a call by timeoutMs (waiting for the connection included); a call failing after it is still caught. */
   bounded: Bounded
+  /** Connected now. */
+  readyNow(): boolean
   /** Resolves when the client is connected (at once if it is now); rejects if it closes for good. */
   whenReady(): Promise<void>
   /** EVALSHA; on NOSCRIPT (restart, failover, a new book) EVAL once, which also loads it. No other retry. */
@@ -85,5 +87,5 @@ export function connection(client: StoreClient, timeoutMs: number): Connection {
 
   const whenReady = () => (client.ready ? Promise.resolve() : client.nextReady())
 
-  return { connected, bounded, run, whenReady }
+  return { connected, bounded, run, whenReady, readyNow: () => client.ready }
 }
