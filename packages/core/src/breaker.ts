@@ -37,6 +37,11 @@ export class Breaker {
   }
 
   /** True while the store is known to be failing (a call now would probably fail). */
+  /** Closed: every call goes to the store (admit would say 'call'; no clock needed to know it). */
+  closed(): boolean {
+    return this.openUntil === 0
+  }
+
   failing(): boolean {
     return this.consecutiveFailures > 0
   }

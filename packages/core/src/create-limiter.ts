@@ -127,11 +127,16 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
 
   /** Asks the store unless the circuit is open; a failure is decided by `onStoreError` instead. */
   function decide(request: DecideRequest): Outcome | Promise<Outcome> {
-    const { admission, transitions } = breaker.admit(Math.floor(clock()))
-    if (transitions.length) report(transitions)
-    if (admission === 'fallback') {
-      const now = Math.floor(clock())
-      return fallback.decide(request, now, breaker.retryAfterMs(now))
+    let admission: BreakerAdmission = 'call'
+    // Closed, the common case: no clock read and no object to learn that the store is asked.
+    if (!breaker.closed()) {
+      const admitted = breaker.admit(Math.floor(clock()))
+      admission = admitted.admission
+      if (admitted.transitions.length) report(admitted.transitions)
+      if (admission === 'fallback') {
+        const now = Math.floor(clock())
+        return fallback.decide(request, now, breaker.retryAfterMs(now))
+      }
     }
     if (store.decideNow && !tierBook.needsLoad) {
       try {

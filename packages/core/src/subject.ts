@@ -45,6 +45,17 @@ export function unknownLevel(names: readonly string[], field: string, level: unk
 }
 
 /** Turns a subject into one key per level (undefined where the chain has none). */
+const namesOf = new WeakMap<readonly Level[], ReadonlySet<string>>()
+/** The chain's level names, made once per chain. */
+function levelNames(levels: readonly Level[]): ReadonlySet<string> {
+  let names = namesOf.get(levels)
+  if (!names) {
+    names = new Set(levels.map((l) => l.name))
+    namesOf.set(levels, names)
+  }
+  return names
+}
+
 export function subjectKeys(levels: readonly Level[], subject: Subject): (string | undefined)[] {
   const keys: (string | undefined)[] = new Array(levels.length)
   if (typeof subject === 'string') {
@@ -55,13 +66,9 @@ export function subjectKeys(levels: readonly Level[], subject: Subject): (string
   if (typeof subject !== 'object' || subject === null || Array.isArray(subject)) {
     throw invalid(ErrorCode.InvalidSubject, 'subject', subject, 'a key string or an object of level keys')
   }
+  const known = levelNames(levels)
   for (const name in subject) {
-    if (!levels.some((l) => l.name === name))
-      throw unknownLevel(
-        levels.map((l) => l.name),
-        'subject',
-        name,
-      )
+    if (!known.has(name)) throw unknownLevel([...known], 'subject', name)
   }
   for (let i = 0; i < levels.length; i++) {
     const level = levels[i]!
