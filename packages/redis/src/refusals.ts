@@ -30,7 +30,9 @@ import type { Decided } from './calls.js'
  *   server is not seen: until then this server may refuse what Redis would admit (never the reverse) for at
  *   most the refusal's X.
  * - Blocking repeat offenders (`block`): Redis counts each blocking level's refusals, so a refusal is answered
- *   here only once every refusing blocking level is blocked already (a block counts nothing).
+ *   here only once every refusing blocking level is blocked already (a block counts nothing). A refusal can
+ *   also write: the one that blocks charges the bucket into debt. So a refusal of a blocking level drops the
+ *   entries holding its bucket, as a charge does (another request's entry would show the debt before).
  * Memory: at most `max` entries (LRU), each the request's key and its result.
  */
 export class LocalRefusals {
@@ -133,6 +135,17 @@ export class LocalRefusals {
   charged(result: DecideResult): void {
     if (this.entries.size === 0) return
     for (const level of result.levels) this.forget(level.level, level.key)
+  }
+
+  /**
+   * A refusal from Redis under `block`: each blocking level that refused may have been blocked by it (its
+   * state written), so the refusals here holding that bucket go, as after a charge.
+   */
+  refused(request: DecideRequest, result: DecideResult): void {
+    const rule = request.book.block
+    if (!rule || request.cost === 0 || this.entries.size === 0) return
+    for (const level of result.levels)
+      if (!level.allowed && rule.levels[level.levelIndex]) this.forget(level.level, level.key)
   }
 
   private forget(level: string, key: string): void {

@@ -128,8 +128,10 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       if (local) return local
       const ticket = refusals.ticket()
       const decided = await decide(request)
-      if (!decided.result.allowed) refusals.remember(request, decided, ticket)
-      else if (request.cost > 0) refusals.charged(decided.result)
+      if (!decided.result.allowed) {
+        refusals.refused(request, decided.result)
+        refusals.remember(request, decided, ticket)
+      } else if (request.cost > 0) refusals.charged(decided.result)
       return decided.result
     },
     async refund(request) {

@@ -5,7 +5,7 @@ import {
   normalizePolicy,
   type PolicyInput,
 } from '@tollgate/core'
-import { InProcessStore } from '@tollgate/core/store'
+import { InProcessStore, type Store } from '@tollgate/core/store'
 import {
   type ManualClock,
   manualClock,
@@ -150,6 +150,57 @@ describe('blocking costs an admitted decision nothing', () => {
 })
 
 describe('the same maths as core', () => {
+  // Found by the property below (seed 625321886): a cost-1 refusal by `user` was remembered locally with
+  // org's debt then; a cost-3 refusal then blocked org, and the next cost-1 check was answered from the
+  // stale entry (org allowed, remaining 2) where Redis and core refuse at org (blocked, retryAfterMs 1).
+  it.each([
+    ['with local refusals (the default)', {}],
+    ['without local refusals', { localRefusals: 0 }],
+  ])('a block made by one refusal reaches the refusals remembered for another cost, %s', async (_, extra) => {
+    const client = await connect(server.port)
+    clients.push(client)
+    const clock = manualClock()
+    const store = redisStore({ client, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 5000, ...extra })
+    const make = (s: Store) =>
+      createLimiter({
+        levels: ['user', 'org'],
+        policies: {
+          user: { capacity: 1, refill: { tokens: 1, per: 1000 } },
+          org: { capacity: 3, refill: { tokens: 1, per: 1000 } },
+        },
+        block: { after: 1, within: 1, for: 1, levels: ['org'] },
+        store: s,
+        clock: clock.now,
+      })
+    const [onRedis, inProcess] = [make(store), make(new InProcessStore({ maxKeys: 100, clock: clock.now }))]
+    // The subscription's first "anything may have changed" drops every refusal: let it pass first.
+    await Promise.all([subscribed(onRedis), onRedis.getTier({ level: 'org', key: 'acme' })])
+    const subject = { user: 'a', org: 'acme' }
+    const both = async (cost: number) => {
+      const [r, p] = [await onRedis.check(subject, { cost }), await inProcess.check(subject, { cost })]
+      expect(r).toEqual(p)
+      return r
+    }
+    expect((await both(1)).allowed).toBe(true)
+    expect((await both(1)).binding).toBe('user')
+    // That refusal (org admitted it, debt 1000) is held here to answer the same request locally.
+    expect(store.localRefusalStats().held).toBe('localRefusals' in extra ? 0 : 1)
+    // cost 3 at org (1 token left of 3): a counted refusal, and after: 1 blocks org for 1 ms.
+    expect((await both(3)).levels[1]).toMatchObject({ allowed: false, retryAfterMs: 2001 })
+    const blocked = await both(1)
+    expect(blocked.levels[1]).toMatchObject({
+      allowed: false,
+      remaining: 0,
+      retryAfterMs: 1,
+      resetAfterMs: 2001,
+    })
+    await both(1)
+    clock.advance(59_999)
+    expect((await both(1)).allowed).toBe(true)
+    for (let i = 0; i < 3; i++) await both(0)
+    await store.close?.()
+  })
+
   it('blocks exactly as the in-process store does, decision for decision', async () => {
     const client = await connect(server.port)
     clients.push(client)
