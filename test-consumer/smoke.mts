@@ -30,6 +30,8 @@ async function main(): Promise<void> {
     store,
     levels: ['user', 'org'],
     tiers: { free: { user: { capacity: 2, refill: { tokens: 2, per: '1m' } } } },
+    // Every level needs a policy in every tier: the org's is ten times the user's.
+    policies: { org: { capacity: 20, refill: { tokens: 20, per: '1m' } } },
   })
   const registry = new Registry()
   const unregister = registerMetrics(limiter, { registry, name: 'consumer' })
