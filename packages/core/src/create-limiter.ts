@@ -134,8 +134,11 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       admission = admitted.admission
       if (admitted.transitions.length) report(admitted.transitions)
       if (admission === 'fallback') {
-        const now = Math.floor(clock())
-        return fallback.decide(request, now, breaker.retryAfterMs(now))
+        const answer = (): Outcome => {
+          const now = Math.floor(clock())
+          return fallback.decide(request, now, breaker.retryAfterMs(now))
+        }
+        return store.pace ? store.pace().then(answer) : answer()
       }
     }
     if (store.decideNow && !tierBook.needsLoad) {

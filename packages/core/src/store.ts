@@ -144,6 +144,12 @@ export interface Store {
   /** Resolves once the store can take decisions (a client still connecting is not a failing store). */
   ready?(): Promise<void>
   /**
+   * Optional, for stores that need the event loop to turn (sockets): resolves on its next turn. While the
+   * circuit is open the limiter waits for it before each fallback decision, so a caller that loops on
+   * `check()` (answered at once by the fallback) cannot starve the I/O the probe that closes it needs.
+   */
+  pace?(): Promise<void>
+  /**
    * Optional: counts this server into the fleet sharing the store, until `leave()`, so the `local` fallback
    * can divide limits by the fleet's size (`expectedServers: 'auto'`). A shared store without it cannot be
    * used with 'auto'; a store in one process is a fleet of one.

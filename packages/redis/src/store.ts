@@ -147,6 +147,8 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       return (await link.bounded(() => client.del(bucket, refusalKey(bucket)))) > 0
     },
     ready: () => link.bounded(async () => undefined),
+    // Replies and timeouts need the event loop: decisions the open circuit answers at once give it a turn.
+    pace: () => new Promise((resolve) => setImmediate(resolve)),
     localRefusalStats: () => ({ held: refusals?.size ?? 0, answered: refusals?.answered ?? 0 }),
     registry,
     joinFleet: () => heartbeat.join(),
