@@ -1,43 +1,20 @@
 import { describe, expect, it } from 'vitest'
-import {
-  createLimiter,
-  type DecideRequest,
-  ErrorCode,
-  type FleetMembership,
-  InProcessStore,
-  type Store,
-  TollgateError,
-} from './internals.js'
+import { createLimiter, ErrorCode, type FleetMembership, InProcessStore, TollgateError } from './internals.js'
+import { switchableStore } from './switchable-store.js'
 
-/**
- * A real in-process store behind a switch, standing in for a shared store: it reports whatever fleet size
- * the test sets, as a store's heartbeat would have counted it (a fault injector, not a mock).
- */
+/** A switchable store that reports whatever fleet size the test sets, as a heartbeat would have counted it. */
 function fleetStore(clock: () => number) {
-  const inner = new InProcessStore({ maxKeys: 1000, clock })
-  let down = false
   let size: number | undefined
   const joins: string[] = []
-  const store: Store = {
-    name: 'fleet-switchable',
-    registry: inner.registry,
-    reset: (namespace, level, key) => inner.reset(namespace, level, key),
-    refund: (request) => inner.refund(request),
-    decide: async (request: DecideRequest) => {
-      if (down) throw new TollgateError(ErrorCode.StoreUnavailable, 'store is down')
-      return inner.decide(request)
-    },
-    joinFleet(): FleetMembership {
-      joins.push('join')
-      return { size: () => size, leave: () => joins.push('leave') }
-    },
+  const joinFleet = (): FleetMembership => {
+    joins.push('join')
+    return { size: () => size, leave: () => joins.push('leave') }
   }
+  const { store, setDown } = switchableStore(clock, { name: 'fleet-switchable', joinFleet })
   return {
     store,
     joins,
-    setDown: (value: boolean) => {
-      down = value
-    },
+    setDown,
     setSize: (value: number | undefined) => {
       size = value
     },

@@ -1,38 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import {
-  createLimiter,
-  type DecideRequest,
-  ErrorCode,
-  InProcessStore,
-  type LimiterEvent,
-  type Store,
-  TollgateError,
-} from './internals.js'
-
-/** A real in-process store behind a switch: a fault injector, not a mock. */
-function switchableStore(clock: () => number) {
-  const inner = new InProcessStore({ maxKeys: 1000, clock })
-  let down = false
-  let calls = 0
-  const store: Store = {
-    name: 'switchable',
-    registry: inner.registry,
-    reset: (namespace, level, key) => inner.reset(namespace, level, key),
-    refund: (request) => inner.refund(request),
-    decide: async (request: DecideRequest) => {
-      calls++
-      if (down) throw new TollgateError(ErrorCode.StoreUnavailable, 'store is down')
-      return inner.decide(request)
-    },
-  }
-  return {
-    store,
-    setDown: (value: boolean) => {
-      down = value
-    },
-    calls: () => calls,
-  }
-}
+import { createLimiter, ErrorCode, type LimiterEvent, type Store, TollgateError } from './internals.js'
+import { switchableStore } from './switchable-store.js'
 
 describe('createLimiter options', () => {
   it.each([

@@ -1,44 +1,28 @@
 import { describe, expect, it } from 'vitest'
-import {
-  createLimiter,
-  type DecideRequest,
-  ErrorCode,
-  InProcessStore,
-  type Store,
-  TollgateError,
-} from './internals.js'
+import { createLimiter } from './internals.js'
+import { switchableStore } from './switchable-store.js'
 
 /**
  * A caller that loops on check() while the circuit is open gets every answer from the fallback at once: a
  * store whose replies need the event loop (sockets) would never see the probe's reply. The limiter waits for
- * the store's `pace()` before each such answer (a real in-process store behind a switch, not a mock).
+ * the store's `pace()` before each such answer.
  */
-function switchableStore(clock: () => number) {
-  const inner = new InProcessStore({ maxKeys: 100, clock })
-  let down = true
+function pacedStore(clock: () => number) {
   let paced = 0
-  const store: Store = {
-    name: 'switchable',
-    registry: inner.registry,
-    reset: (namespace, level, key) => inner.reset(namespace, level, key),
-    refund: (request) => inner.refund(request),
-    decide: async (request: DecideRequest) => {
-      if (down) throw new TollgateError(ErrorCode.StoreUnavailable, 'store is down')
-      return inner.decide(request)
-    },
-    pace: () =>
-      new Promise<void>((resolve) => {
-        paced++
-        setImmediate(resolve)
-      }),
-  }
-  return { store, paced: () => paced, up: () => (down = false) }
+  const pace = () =>
+    new Promise<void>((resolve) => {
+      paced++
+      setImmediate(resolve)
+    })
+  const { store, setDown } = switchableStore(clock, { pace })
+  setDown(true)
+  return { store, paced: () => paced, up: () => setDown(false) }
 }
 
 describe('pacing while the circuit is open', () => {
   it("waits for the store's pace before each fallback answer, and not while the store answers", async () => {
     let now = 0
-    const { store, paced, up } = switchableStore(() => now)
+    const { store, paced, up } = pacedStore(() => now)
     const limiter = createLimiter({
       store,
       clock: () => now,
