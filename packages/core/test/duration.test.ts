@@ -1,15 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { ErrorCode, parseDuration, TollgateError } from './internals.js'
-
-function failure(fn: () => unknown): TollgateError {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).toBeInstanceOf(TollgateError)
-    return error as TollgateError
-  }
-  throw new Error('nothing thrown')
-}
+import { ErrorCode, parseDuration } from './internals.js'
+import { failure } from './thrown.js'
 
 describe('parseDuration, the whole grammar', () => {
   it('reads decimals with several digits, a leading dot, and spaces around the parts', () => {

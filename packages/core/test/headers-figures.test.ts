@@ -8,22 +8,12 @@ import {
   type Policy,
   rateLimitHeaders,
   summarize,
-  TollgateError,
 } from './internals.js'
+import { failure } from './thrown.js'
 
 /** A level as a store reports it, from the algorithm's own figures. */
 function level(name: string, policy: Policy, result: ReturnType<typeof decide>['result']): LevelDecision {
   return { level: name, key: 'k', limit: policy.capacity, policy, ...result }
-}
-
-function failure(fn: () => unknown): TollgateError {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).toBeInstanceOf(TollgateError)
-    return error as TollgateError
-  }
-  throw new Error('nothing thrown')
 }
 
 const tenPerSecond = normalizePolicy({ capacity: 10, refill: 10 })

@@ -1,15 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { createLimiter, ErrorCode, InProcessStore, type LimiterOptions, TollgateError } from './internals.js'
-
-function thrown(make: () => unknown): TollgateError {
-  try {
-    make()
-  } catch (error) {
-    expect(error).toBeInstanceOf(TollgateError)
-    return error as TollgateError
-  }
-  throw new Error('nothing was thrown')
-}
+import { createLimiter, ErrorCode, InProcessStore, type LimiterOptions } from './internals.js'
+import { failure as thrown } from './thrown.js'
 
 const perIp = { capacity: 3, refill: { tokens: 3, per: '1m' } } as const
 const exportPolicy = { capacity: 1, refill: { tokens: 1, per: '1m' } } as const

@@ -7,18 +7,8 @@ import {
   policyFromId,
   policyToInput,
   ratePerSecond,
-  TollgateError,
 } from './internals.js'
-
-function failure(fn: () => unknown): TollgateError {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).toBeInstanceOf(TollgateError)
-    return error as TollgateError
-  }
-  throw new Error('nothing thrown')
-}
+import { failure } from './thrown.js'
 
 describe('normalizePolicy: rates as fractions', () => {
   it('keeps an integer rate exact rather than the nearest simple fraction', () => {
