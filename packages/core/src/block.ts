@@ -170,7 +170,8 @@ export function blockRefusals(
   now: number,
 ): (BucketState | undefined)[] {
   const writes: (BucketState | undefined)[] = []
-  for (let j = 0; j < assessments.length; j++) {
+  // One entry per level result; a store's scratch `assessments` and `ids` may run longer.
+  for (let j = 0; j < levels.length; j++) {
     const a = assessments[j]!
     if (!rule.levels[levels[j]!.levelIndex] || !countsAsRefusal(a)) continue
     const noted = noteRefusal(logs.get(ids[j]!), now, rule)

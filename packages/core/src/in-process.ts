@@ -1,16 +1,8 @@
 import { LRUCache } from 'lru-cache'
 import { advance } from './advance.js'
-import {
-  type Assessment,
-  assess,
-  type BucketState,
-  settle,
-  settleInto,
-  stateFromDebt,
-  stateTtlMs,
-  writeDebt,
-} from './algorithm.js'
+import { type Assessment, assess, type BucketState, settleInto, stateTtlMs } from './algorithm.js'
 import { blockRefusals, type RefusalLog } from './block.js'
+import { BucketTable } from './bucket-table.js'
 import { namespacedId } from './ids.js'
 import { type Clock, InProcessRegistry, monotonicClock } from './in-process-registry.js'
 import type { Policy } from './policy.js'
@@ -50,6 +42,8 @@ const noEntries: readonly (TenantEntries | undefined)[] = []
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
+const emptyState = (): BucketState => ({ tat: 0, frac: 0, capacity: 0, tokens: 0, per: 0, epoch: 0 })
+
 /** A level's result with every field in place from the start (one object shape for the engine). */
 function levelResult(
   levelIndex: number,
@@ -82,10 +76,16 @@ export class InProcessStore implements Store {
   readonly name: string
   readonly registry: InProcessRegistry
   readonly maxKeys: number
-  protected readonly states: LRUCache<string, BucketState>
+  protected readonly states: BucketTable
   protected readonly clock: Clock
-  protected evictions = 0
+  private readonly onEvict: ((bucketId: string) => void) | undefined
   private refusalLogs: LRUCache<string, RefusalLog> | undefined
+  // A decision's per-level scratch, reused: a decision runs in one synchronous turn and calls no user code
+  // before it is done with them (onEvict is told afterwards).
+  private readonly scratchStates: BucketState[] = []
+  private readonly assessments: Assessment[] = []
+  private readonly slots: number[] = []
+  private readonly ids: string[] = []
 
   /** Moments of recent refusals per bucket, for `block` (made on first use; bounded like the buckets). */
   private get refusals(): LRUCache<string, RefusalLog> {
@@ -98,24 +98,26 @@ export class InProcessStore implements Store {
     this.registry = new InProcessRegistry(this.clock)
     this.name = options.name ?? 'in-process'
     this.maxKeys = options.maxKeys
-    const onEvict = options.onEvict
-    this.states = new LRUCache<string, BucketState>({
-      max: options.maxKeys,
-      dispose: (_state, id, reason) => {
-        if (reason !== 'evict') return
-        this.evictions++
-        try {
-          onEvict?.(id)
-        } catch {
-          // A user callback is told, never trusted: it cannot change a decision.
-        }
-      },
-    })
+    this.onEvict = options.onEvict
+    this.states = new BucketTable(options.maxKeys, options.onEvict !== undefined)
   }
 
   /** Buckets held (full ones count until touched), the bound, and buckets dropped to make room so far. */
   stats(): { readonly size: number; readonly maxKeys: number; readonly evictions: number } {
-    return { size: this.states.size, maxKeys: this.maxKeys, evictions: this.evictions }
+    return { size: this.states.size, maxKeys: this.maxKeys, evictions: this.states.evictions }
+  }
+
+  /** Tells onEvict of the buckets dropped to make room, once the decision that dropped them is done. */
+  private tellEvicted(): void {
+    const ids = this.states.takeEvicted()
+    if (ids === undefined) return
+    for (const id of ids) {
+      try {
+        this.onEvict?.(id)
+      } catch {
+        // A user callback is told, never trusted: it cannot change a decision.
+      }
+    }
   }
 
   /** The store's now, the chain's registry entries and the tier they name at that moment. */
@@ -134,25 +136,29 @@ export class InProcessStore implements Store {
     const { now, entries, tier } = this.situation(request)
     const { book, keys, cost } = request
     const forced = request.tier
+    const { assessments, slots, ids, scratchStates } = this
     const levels: LevelResult[] = []
-    const assessments: Assessment[] = []
-    const held: (BucketState | undefined)[] = []
-    const ids: string[] = []
     let allowed = true
+    let n = 0
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]
       if (key === undefined) continue
       const r = policyAt(book, i, entries[i], tier, now)
       if (r === undefined) continue
       const id = namespacedId(book.namespace, book.levels[i]!, key)
-      const stored = this.states.get(id)
-      const state = stored === undefined ? undefined : this.current(stored, book, i, entries, forced, now)
+      const slot = this.states.find(id)
+      let state: BucketState | undefined
+      if (slot >= 0) {
+        while (scratchStates.length <= n) scratchStates.push(emptyState())
+        state = this.current(this.states.read(slot, scratchStates[n]!), book, i, entries, forced, now)
+      }
       const a = assess(state, r.policy, now, cost)
       if (!a.fits) allowed = false
-      assessments.push(a)
-      held.push(stored)
-      ids.push(id)
+      assessments[n] = a
+      slots[n] = slot
+      ids[n] = id
       levels.push(levelResult(i, book.levels[i]!, key, r.policy, r.custom))
+      n++
     }
     const charge = allowed && cost > 0
     // A refused charge counts towards blocking repeat offenders (block.ts); a block is a state to write.
@@ -160,22 +166,21 @@ export class InProcessStore implements Store {
       book.block && !allowed && cost > 0
         ? blockRefusals(book.block, assessments, levels, ids, this.refusals, now)
         : undefined
-    for (let j = 0; j < assessments.length; j++) {
-      const a = assessments[j]!
-      const debt = settleInto(a, charge, levels[j] as Mutable<LevelResult>)
-      // get() above made the entry the most recent: updating the held object in place spares a set.
-      const previous = held[j]
-      if (debt >= 0) {
-        if (previous === undefined) this.states.set(ids[j]!, stateFromDebt(debt, a.policy, a.origin, now))
-        else writeDebt(previous, debt, a.policy, a.origin, now)
-        continue
+    // Held buckets first, new ones after: making room for a new bucket may evict a slot read above.
+    for (let pass = 0; pass < 2; pass++) {
+      for (let j = 0; j < n; j++) {
+        const slot = slots[j]!
+        if (slot >= 0 === (pass === 1)) continue
+        const a = assessments[j]!
+        const debt = settleInto(a, charge, levels[j] as Mutable<LevelResult>)
+        if (debt >= 0) this.states.writeDebt(slot, ids[j]!, debt, a.policy, a.origin, now)
+        else {
+          const block = blocks?.[j]
+          if (block) this.states.set(ids[j]!, { ...block, epoch: now })
+        }
       }
-      const block = blocks?.[j]
-      if (!block) continue
-      block.epoch = now
-      if (previous === undefined) this.states.set(ids[j]!, block)
-      else Object.assign(previous, block)
     }
+    this.tellEvicted()
     return { allowed, now, tier, levels }
   }
 
@@ -197,20 +202,19 @@ export class InProcessStore implements Store {
       if (r === undefined || r.policy.id !== chargedUnder) continue
       if (latestChange(book, i, entries, forced, now) > request.decidedAt) continue
       const id = namespacedId(book.namespace, book.levels[i]!, key)
-      const stored = this.states.get(id)
-      const state = stored === undefined ? undefined : this.current(stored, book, i, entries, forced, now)
+      const slot = this.states.find(id)
+      const state =
+        slot < 0
+          ? undefined
+          : this.current(this.states.read(slot, emptyState()), book, i, entries, forced, now)
       if (state === undefined) continue
       const a = assess(state, r.policy, now, 0)
       const T = r.policy.tokens === 0 ? 1 : r.policy.per
       // A blocked bucket (block.ts) is never credited: a refund would shorten the block.
       if (a.debt > r.policy.capacity * T) continue
       const debt = Math.max(0, a.debt - cost * T)
-      const settled = settle({ ...a, debt, cost: 0 }, true).state!
       if (debt === 0) this.states.delete(id)
-      else {
-        settled.epoch = now
-        this.states.set(id, settled)
-      }
+      else this.states.writeDebt(slot, id, debt, r.policy, a.origin, now)
     }
   }
 
