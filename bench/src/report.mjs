@@ -89,6 +89,23 @@ export function evaluateTargets(report) {
       add(13, `${where}: tollgate vs lru-cache token bucket`, lru, '≥ 0.8×', lru >= 0.8)
       const chain = ratio(find(rows, 'in-process', { keys, levels: 3, regime }, 'tollgate'), tg)
       add(13, `${where}: tollgate 3 levels vs 1 level`, chain, '≥ 0.5×', chain >= 0.5)
+      // The same targets for checkNow, the call an in-process caller on a hot path makes (no Promise).
+      const now = find(rows, 'in-process', one, 'tollgate checkNow')
+      if (!now) continue
+      const nowErl = ratio(now, find(rows, 'in-process', one, 'express-rate-limit MemoryStore'))
+      add(
+        13,
+        `${where}: tollgate checkNow vs express-rate-limit MemoryStore`,
+        nowErl,
+        '≥ 1.2×',
+        nowErl >= 1.2,
+      )
+      const nowRlf = ratio(now, find(rows, 'in-process', one, 'rate-limiter-flexible RateLimiterMemory'))
+      add(13, `${where}: tollgate checkNow vs rate-limiter-flexible`, nowRlf, '≥ 3×', nowRlf >= 3)
+      const nowLru = ratio(now, find(rows, 'in-process', one, 'lru-cache token bucket'))
+      add(13, `${where}: tollgate checkNow vs lru-cache token bucket`, nowLru, '≥ 0.8×', nowLru >= 0.8)
+      const nowChain = ratio(find(rows, 'in-process', { keys, levels: 3, regime }, 'tollgate checkNow'), now)
+      add(13, `${where}: tollgate checkNow 3 levels vs 1 level`, nowChain, '≥ 0.5×', nowChain >= 0.5)
     }
   }
   const heapKeys = report.settings.memoryKeys

@@ -7,6 +7,8 @@
 export const inProcessSubjects = {
   'lru-cache token bucket': { reference: true, semantics: 'bucket', groups: ['speed', 'heap'] },
   tollgate: { semantics: 'bucket', groups: ['speed', 'heap'] },
+  // The same limiter asked through checkNow: the Decision without a Promise when the store is in process.
+  'tollgate checkNow': { semantics: 'bucket', groups: ['speed'] },
   'tollgate default limiter': { semantics: 'bucket', groups: [] },
   'express-rate-limit MemoryStore': { semantics: 'window', groups: ['speed', 'heap'] },
   'rate-limiter-flexible RateLimiterMemory': { semantics: 'window', groups: ['speed', 'heap'] },

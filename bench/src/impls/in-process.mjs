@@ -65,6 +65,27 @@ function tollgate(levels) {
   return async (chain) => (await limiter.check({ user: chain[0], org: chain[1] })).allowed
 }
 
+/** tollgate through checkNow: a Decision in the same turn from an in-process store, a Promise otherwise. */
+function tollgateCheckNow(levels) {
+  const settled = (d) => d.allowed
+  if (levels.length === 1) {
+    const limiter = createLimiter({ store: memoryStore(), policy: policy(levels[0]) })
+    return (chain) => {
+      const d = limiter.checkNow(chain[0])
+      return d instanceof Promise ? d.then(settled) : d.allowed
+    }
+  }
+  const limiter = createLimiter({
+    store: memoryStore(),
+    levels: ['user', 'org', 'global'],
+    policies: { user: policy(levels[0]), org: policy(levels[1]), global: policy(levels[2]) },
+  })
+  return (chain) => {
+    const d = limiter.checkNow({ user: chain[0], org: chain[1] })
+    return d instanceof Promise ? d.then(settled) : d.allowed
+  }
+}
+
 /**
  * The default limiter of issue 11: `createLimiter()` with no store (core's bounded in-process store), only a
  * policy so that every decision is admitted and the warm and the cold key sets run the same code path.
@@ -134,6 +155,7 @@ function rateLimiterFlexible(levels) {
 const makers = {
   'lru-cache token bucket': lruTokenBuckets,
   tollgate,
+  'tollgate checkNow': tollgateCheckNow,
   'tollgate default limiter': tollgateDefault,
   'express-rate-limit MemoryStore': expressRateLimitStores,
   'rate-limiter-flexible RateLimiterMemory': rateLimiterFlexible,

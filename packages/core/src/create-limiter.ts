@@ -163,6 +163,27 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
   const toDecision = (outcome: Outcome, cost: number): Decision =>
     summarize(outcome.levels, outcome.allowed, cost, outcome.tier, outcome.now, outcome.degraded)
 
+  const decided = (outcome: Outcome, cost: number, tier: string | undefined, started: number): Decision => {
+    const decision = toDecision(outcome, cost)
+    if (tier !== undefined) forcedTiers.set(decision, tier)
+    if (listeners.size) emit({ type: 'decision', decision, storeMs: performance.now() - started })
+    return decision
+  }
+
+  /** A decision in this turn when the store is in process; otherwise the Promise of one. */
+  function checkNow(subject: Subject, checkOptions?: CheckOptions): Decision | Promise<Decision> {
+    const cost = checkOptions?.cost === undefined ? 1 : parseCost(checkOptions.cost)
+    const keys = subjectKeys(levels, subject)
+    const tier = checkOptions?.tier
+    if (tier !== undefined && !config.tiers.has(tier)) throw unknownTier(config.tiers.keys(), 'tier', tier)
+    const request: DecideRequest = { book: tierBook.current, keys, cost, tier }
+    const started = listeners.size ? performance.now() : 0
+    const pending = decide(request)
+    return 'then' in pending
+      ? Promise.resolve(pending).then((outcome) => decided(outcome, cost, tier, started))
+      : decided(pending, cost, tier, started)
+  }
+
   const limiter: Limiter = {
     name: config.name,
     levels: levelNames,
@@ -170,23 +191,16 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       return [...config.tiers.keys()]
     },
 
-    async check(subject: Subject, checkOptions?: CheckOptions) {
-      const cost = checkOptions?.cost === undefined ? 1 : parseCost(checkOptions.cost)
-      const keys = subjectKeys(levels, subject)
-      const tier = checkOptions?.tier
-      if (tier !== undefined && !config.tiers.has(tier)) throw unknownTier(config.tiers.keys(), 'tier', tier)
-      const request: DecideRequest = { book: tierBook.current, keys, cost, tier }
-      const started = listeners.size ? performance.now() : 0
-      const pending = decide(request)
-      const outcome = 'then' in pending ? await pending : pending
-      const decision = toDecision(outcome, cost)
-      if (tier !== undefined) forcedTiers.set(decision, tier)
-      if (listeners.size) {
-        const storeMs = performance.now() - started
-        emit({ type: 'decision', decision, storeMs })
+    check(subject: Subject, checkOptions?: CheckOptions) {
+      try {
+        const decision = checkNow(subject, checkOptions)
+        return decision instanceof Promise ? decision : Promise.resolve(decision)
+      } catch (error) {
+        return Promise.reject(error)
       }
-      return decision
     },
+
+    checkNow,
 
     async refund(decision) {
       // A decision carries all a refund needs: its levels' keys and policies, its tier, cost and moment.

@@ -37,6 +37,13 @@ export interface BucketInfo {
 export interface Limiter {
   check(subject: Subject, options?: CheckOptions): Promise<Decision>
   /**
+   * `check` without a Promise when it can: a store in this process (the default store, memoryStore()) decides
+   * in the same turn and the Decision comes back as it is; any other store, or a store that fails, gives
+   * the Promise `check` would. Bad input throws here (check rejects). For code on the hot path:
+   * `const d = limiter.checkNow(key); const decision = d instanceof Promise ? await d : d`.
+   */
+  checkNow(subject: Subject, options?: CheckOptions): Decision | Promise<Decision>
+  /**
    * Gives back what an admitted decision of this limiter charged, on every level at once, never above
    * capacity and never to a level whose policy changed since. Does nothing for a refused, degraded or
    * cost-0 decision.

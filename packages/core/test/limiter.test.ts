@@ -197,3 +197,46 @@ describe('local fallback memory', () => {
     })
   })
 })
+
+describe('checkNow: a decision without a Promise when the store is in process', () => {
+  it('returns the Decision itself on an in-process store, the same figures check gives', async () => {
+    let now = 0
+    const make = () => createLimiter({ clock: () => now, policy: { capacity: 2, refill: 1 } })
+    const sync = make()
+    const viaPromise = make()
+    for (let i = 0; i < 4; i++) {
+      const d = sync.checkNow('t')
+      expect(d).not.toBeInstanceOf(Promise)
+      expect(d).toEqual(await viaPromise.check('t'))
+      now += 400
+    }
+  })
+
+  it('gives the Promise check would when the store is not in process, and when it fails', async () => {
+    const { store, setDown } = switchableStore(() => 0)
+    const limiter = createLimiter({
+      store,
+      clock: () => 0,
+      onStoreError: 'closed',
+      policy: { capacity: 1, refill: 1 },
+    })
+    const first = limiter.checkNow('t')
+    expect(first).toBeInstanceOf(Promise)
+    expect(await first).toMatchObject({ allowed: true })
+    setDown(true)
+    const failed = limiter.checkNow('t')
+    expect(failed).toBeInstanceOf(Promise)
+    expect(await failed).toMatchObject({ allowed: false, degraded: 'closed' })
+  })
+
+  it('throws bad input at once, where check rejects', async () => {
+    const limiter = createLimiter({ policy: { capacity: 1, refill: 1 } })
+    expect(() => limiter.checkNow('')).toThrowError(expect.objectContaining({ code: ErrorCode.InvalidKey }))
+    expect(() => limiter.checkNow('t', { cost: -1 })).toThrowError(
+      expect.objectContaining({ code: ErrorCode.InvalidCost }),
+    )
+    const rejected = limiter.check('t', { cost: 1.5 })
+    expect(rejected).toBeInstanceOf(Promise)
+    await expect(rejected).rejects.toMatchObject({ code: ErrorCode.InvalidCost })
+  })
+})
