@@ -9,6 +9,8 @@ interface Scale {
 }
 
 const FIRST_SLOTS = 1024
+/** Passed to lru-cache's get, which would otherwise make an options object per call. */
+const getOptions = {}
 
 /**
  * The in-process buckets, compact: lru-cache maps a bucket id to a slot, a small integer (no boxing), and a
@@ -33,8 +35,9 @@ export class BucketTable {
   /** Policies already interned, by identity: the hot path finds its index without building a string. */
   private readonly known = new Map<Scale, number>()
   private evicted: string[] = []
-  private lastScale: Scale | undefined
-  private lastIndex = 0
+  private readonly recentScales: Scale[] = []
+  private readonly recentIndexes: number[] = []
+  private recentNext = 0
   private readonly collectEvicted: boolean
 
   /** `collectEvicted`: keep the ids of evicted buckets for takeEvicted (a store with an onEvict). */
@@ -63,7 +66,7 @@ export class BucketTable {
 
   /** The slot of a bucket (now the most recently used), or -1 when none is held. */
   find(id: string): number {
-    return this.slots.get(id) ?? -1
+    return this.slots.get(id, getOptions) ?? -1
   }
 
   /** Writes slot's state into `into` and returns it (a caller's scratch object: no allocation). */
@@ -154,11 +157,13 @@ export class BucketTable {
   }
 
   private scaleOf(scale: Scale): number {
-    // The same policy again (the common case): no lookup at all.
-    if (scale === this.lastScale) return this.lastIndex
+    // One of the last few policies again (the common case: a chain's handful): no lookup at all.
+    const recent = this.recentScales
+    for (let i = 0; i < recent.length; i++) if (recent[i] === scale) return this.recentIndexes[i]!
     const known = this.known.get(scale) ?? this.learn(scale)
-    this.lastScale = scale
-    this.lastIndex = known
+    recent[this.recentNext] = scale
+    this.recentIndexes[this.recentNext] = known
+    this.recentNext = (this.recentNext + 1) % 4
     return known
   }
 

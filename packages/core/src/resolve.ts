@@ -52,10 +52,24 @@ export function policyAt(
   return base === undefined ? undefined : resolved(base, false)
 }
 
-// One answer object per policy and kind, so resolving allocates nothing on the hot path.
+// One answer object per policy and kind, so resolving allocates nothing on the hot path; the last few
+// answers are looked up by identity first (a chain's levels ask the same handful of policies every time).
 const asShared = new WeakMap<Policy, ResolvedPolicy>()
 const asCustom = new WeakMap<Policy, ResolvedPolicy>()
+const recent: ResolvedPolicy[] = []
+let recentNext = 0
 function resolved(policy: Policy, custom: boolean): ResolvedPolicy {
+  for (let i = 0; i < recent.length; i++) {
+    const r = recent[i]!
+    if (r.policy === policy && r.custom === custom) return r
+  }
+  const answer = cachedAnswer(policy, custom)
+  recent[recentNext] = answer
+  recentNext = (recentNext + 1) % 4
+  return answer
+}
+
+function cachedAnswer(policy: Policy, custom: boolean): ResolvedPolicy {
   const cache = custom ? asCustom : asShared
   let answer = cache.get(policy)
   if (!answer) {
@@ -66,6 +80,9 @@ function resolved(policy: Policy, custom: boolean): ResolvedPolicy {
 }
 
 const runtimeLevels = new WeakMap<PolicyBook, readonly boolean[]>()
+// The book of the last question: the same book answers every decision until the tiers change.
+let lastBook: PolicyBook | undefined
+let lastLevels: readonly boolean[] = []
 
 /** Whether anything could have changed level i's policy at runtime: false in the common case. */
 export function mayHaveChanged(
@@ -74,6 +91,7 @@ export function mayHaveChanged(
   entries: readonly (TenantEntries | undefined)[],
 ): boolean {
   if (entries.length > 0) return true
+  if (book === lastBook) return lastLevels[levelIndex]!
   let levels = runtimeLevels.get(book)
   if (!levels) {
     levels = book.levels.map((_, i) =>
@@ -81,6 +99,8 @@ export function mayHaveChanged(
     )
     runtimeLevels.set(book, levels)
   }
+  lastBook = book
+  lastLevels = levels
   return levels[levelIndex]!
 }
 
