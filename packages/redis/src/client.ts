@@ -32,6 +32,8 @@ export interface StoreClient {
   nextReady(): Promise<void>
   evalsha(sha: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown>
   eval(source: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown>
+  /** A Cluster's master for a hash slot, as its address ('' when not known yet; '' on a single node). */
+  nodeOf(slot: number): string
   /** SCRIPT LOAD (single node: a Cluster client would send it to one node only). */
   loadScript(source: string): Promise<unknown>
   get(key: string): Promise<string | null>
@@ -62,6 +64,8 @@ interface IoRedis
     Pick<StoreClient, 'get' | 'del' | 'hget' | 'hmget' | 'hgetall' | 'exists'> {
   status: string
   isCluster?: boolean
+  /** Cluster: per hash slot, its nodes' "host:port", the master first. */
+  slots?: readonly (readonly string[] | undefined)[]
   options?: { enableOfflineQueue?: boolean }
   evalsha(sha: string, n: number, ...rest: (string | number)[]): Promise<unknown>
   eval(source: string, n: number, ...rest: (string | number)[]): Promise<unknown>
@@ -76,6 +80,7 @@ interface IoRedis
 interface NodeRedis extends Emitter {
   isOpen: boolean
   isReady?: boolean // absent on a node-redis 5 cluster
+  slots?: readonly ({ master?: { address?: string } } | undefined)[]
   masters?: readonly unknown[]
   options?: { disableOfflineQueue?: boolean }
   _options?: { rootNodes?: unknown; defaults?: { disableOfflineQueue?: boolean } }
@@ -170,6 +175,7 @@ function ioredisClient(client: IoRedis): StoreClient {
       return client.status === 'end'
     },
     nextReady: () => nextEvent(client, 'ready', 'end'),
+    nodeOf: (slot) => (client.isCluster === true && client.slots?.[slot]?.[0]) || '',
     evalsha: (sha, keys, args) => client.evalsha(sha, keys.length, ...keys, ...args),
     eval: (source, keys, args) => client.eval(source, keys.length, ...keys, ...args),
     loadScript: (source) => client.script('LOAD', source),
@@ -222,6 +228,7 @@ function nodeRedisClient(client: NodeRedis, cluster: boolean): StoreClient {
       return wasOpen && !client.isOpen
     },
     nextReady: () => nextEvent(client, readyEvent, endEvent),
+    nodeOf: (slot) => (cluster && client.slots?.[slot]?.master?.address) || '',
     evalsha: (sha, keys, args) => client.evalSha(sha, { keys: [...keys], arguments: strings(args) }),
     eval: (source, keys, args) => client.eval(source, { keys: [...keys], arguments: strings(args) }),
     loadScript: (source) => client.scriptLoad(source),

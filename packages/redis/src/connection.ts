@@ -21,6 +21,56 @@ export function timeoutError(timeoutMs: number): TollgateError {
   })
 }
 
+/**
+ * Calls `expire` once `ms` have passed and every reply that had reached the socket by then was read. Timers
+ * run before the event loop polls its sockets, so under load a reply that arrived in time would otherwise
+ * lose to its own timer: that measures how busy this process is, not Redis. The verdict waits for the next
+ * poll (setImmediate runs right after it). Returns the cancel.
+ */
+export function deadline(ms: number, expire: () => void): () => void {
+  let check: NodeJS.Immediate | undefined
+  const timer = setTimeout(() => {
+    check = setImmediate(expire)
+  }, ms)
+  timer.unref?.()
+  return () => {
+    clearTimeout(timer)
+    if (check) clearImmediate(check)
+  }
+}
+
+/** When a node last answered anything (performance.now() ms): its calls wait on it while it answers. */
+export interface Liveness {
+  answeredAt: number
+}
+
+/** How many timeouts a call may wait at most while its node answers others (a lost reply, a long queue). */
+export const maxWaitTimeouts = 4
+
+/**
+ * Calls `expire` once the node has answered nothing for `timeoutMs` while this waited (since `since`), or
+ * after `maxWaitTimeouts` × `timeoutMs` in all. A stopped or unreachable Redis answers nothing, so this
+ * expires after `timeoutMs` as a plain timer would; a busy one keeps answering the calls ahead, and a call
+ * waiting its turn behind them is not failed for the queue in front of it. Returns the cancel.
+ */
+export function silence(
+  liveness: Liveness,
+  since: number,
+  timeoutMs: number,
+  expire: () => void,
+): () => void {
+  const cap = since + maxWaitTimeouts * timeoutMs
+  let cancel = deadline(timeoutMs, check)
+  function check() {
+    const now = performance.now()
+    const due = Math.min(Math.max(since, liveness.answeredAt) + timeoutMs, cap)
+    // A timer may fire up to a millisecond before performance.now() says it is due.
+    if (now >= due - 1) expire()
+    else cancel = deadline(due - now, check)
+  }
+  return () => cancel()
+}
+
 function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT')
 }
@@ -56,16 +106,15 @@ export function connection(client: StoreClient, timeoutMs: number): Connection {
 
   function bounded<T>(work: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(timeoutError(timeoutMs)), timeoutMs)
-      timer.unref?.()
+      const cancel = deadline(timeoutMs, () => reject(timeoutError(timeoutMs)))
       const waiting = connected()
       ;(waiting ? waiting.then(work) : work()).then(
         (value) => {
-          clearTimeout(timer)
+          cancel()
           resolve(value)
         },
         (error) => {
-          clearTimeout(timer)
+          cancel()
           reject(unavailable(error))
         },
       )
