@@ -77,9 +77,8 @@ export class ScriptCalls {
       s = decisionScript(book)
       if (this.scripts.size >= 8) this.scripts.delete(this.scripts.keys().next().value!)
       this.scripts.set(book.version, s)
-      // Loaded ahead, so the first decision rarely pays for compiling it (NOSCRIPT → EVAL still covers it).
-      const { client } = this.config
-      if (client.ready && !client.isCluster) client.loadScript(s.source).catch(() => undefined)
+      // Loaded ahead (on every master of a Cluster), so the first decisions rarely pay for compiling it.
+      if (this.config.client.ready) this.connection.load(s).catch(() => undefined)
     }
     return s
   }

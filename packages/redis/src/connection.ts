@@ -1,4 +1,5 @@
 import { ErrorCode, TollgateError } from '@tollgate/core/store'
+import calculateSlot from 'cluster-key-slot'
 import type { StoreClient } from './client.js'
 import type { Script } from './scripts.js'
 
@@ -85,8 +86,13 @@ export interface Connection {
   readyNow(): boolean
   /** Resolves when the client is connected (at once if it is now); rejects if it closes for good. */
   whenReady(): Promise<void>
-  /** EVALSHA; on NOSCRIPT (restart, failover, a new book) EVAL once, which also loads it. No other retry. */
+  /**
+   * EVALSHA; on NOSCRIPT (restart, failover, a new book) EVAL, which also loads it: one call per node at a
+   * time, the others waiting for it. No other retry.
+   */
   run: Run
+  /** SCRIPT LOAD on the node, or on every master of a Cluster. */
+  load(s: Script): Promise<unknown>
 }
 
 export function connection(client: StoreClient, timeoutMs: number): Connection {
@@ -121,6 +127,10 @@ export function connection(client: StoreClient, timeoutMs: number): Connection {
     })
   }
 
+  // A script missing on a node (restart, failover, a new book) is sent with its source by one call, and the
+  // others that found it missing there meanwhile wait for that call, then go by SHA: a burst of EVALs of a
+  // ~20 kB script each held a fresh Cluster's replies back past the timeout.
+  const evaluating = new Map<string, Promise<unknown>>()
   async function run(
     s: Script,
     keys: readonly string[],
@@ -130,11 +140,30 @@ export function connection(client: StoreClient, timeoutMs: number): Connection {
       return await client.evalsha(s.sha, keys, args)
     } catch (error) {
       if (!isNoScript(error)) throw error
-      return await client.eval(s.source, keys, args)
     }
+    const at = client.isCluster ? `${s.sha}@${client.nodeOf(calculateSlot(keys[0]!))}` : s.sha
+    const loading = evaluating.get(at)
+    if (loading) {
+      await loading.catch(() => undefined)
+      try {
+        return await client.evalsha(s.sha, keys, args)
+      } catch (error) {
+        if (!isNoScript(error)) throw error
+      }
+    }
+    const evaluated = client.eval(s.source, keys, args)
+    evaluating.set(at, evaluated)
+    const forget = () => {
+      if (evaluating.get(at) === evaluated) evaluating.delete(at)
+    }
+    evaluated.then(forget, forget)
+    return await evaluated
   }
+
+  /** SCRIPT LOAD on the node (every master of a Cluster), so the first decisions go by SHA. */
+  const load = (s: Script) => client.loadScript(s.source)
 
   const whenReady = () => (client.ready ? Promise.resolve() : client.nextReady())
 
-  return { connected, bounded, run, whenReady, readyNow: () => client.ready }
+  return { connected, bounded, run, load, whenReady, readyNow: () => client.ready }
 }
