@@ -74,7 +74,7 @@ export async function createExampleLimiter(env: NodeJS.ProcessEnv = process.env)
 
 /**
  * Start-up calls get a few tries when the store times out (each call is bounded by the store's timeoutMs,
- * 50 ms for Redis by default, which a busy machine can exceed while scripts load); other errors are final.
+ * 500 ms of silence for Redis by default, which a busy machine can still exceed); other errors are final.
  */
 async function retryTimeouts(call: () => Promise<void>, attempts = 5): Promise<void> {
   for (let attempt = 1; ; attempt++) {

@@ -1,4 +1,4 @@
-import { timeoutError } from './connection.js'
+import { type Liveness, silence, timeoutError } from './connection.js'
 import type { Script } from './scripts.js'
 
 /** One decision (or refund) for the batch script: its keys and its part of ARGV. */
@@ -20,7 +20,8 @@ interface Pending {
   readonly job: Job
   readonly resolve: (reply: JobReply | 'cancelled') => void
   readonly reject: (error: unknown) => void
-  timer: NodeJS.Timeout | undefined
+  /** Cancels its timeout. */
+  stopTimer: () => void
   /** Answered by the timeout already: a late reply must not charge behind the fallback's back. */
   abandoned: boolean
   queued: boolean
@@ -35,6 +36,8 @@ export type Send = (
 export interface BatcherOptions {
   readonly send: Send
   readonly timeoutMs: number
+  /** When the node behind this slot last answered: shared by the slots it serves. */
+  readonly liveness: Liveness
   /** How long Redis remembers a call's reply (0: not at all). */
   readonly recordMs: number
   readonly nowArg: () => string
@@ -50,6 +53,7 @@ export interface BatcherOptions {
   readonly maxBatch?: number
 }
 
+const noop = () => undefined
 const processTag = Math.random().toString(36).slice(2, 8)
 let callSeq = 0
 /** Cancels kept for the connection's return: the first calls to fail are those in flight when it went. */
@@ -86,13 +90,13 @@ export class Batcher {
 
   submit(job: Job): Promise<JobReply | 'cancelled'> {
     return new Promise((resolve, reject) => {
-      const pending: Pending = { job, resolve, reject, timer: undefined, abandoned: false, queued: true }
-      pending.timer = setTimeout(() => {
+      const pending: Pending = { job, resolve, reject, stopTimer: noop, abandoned: false, queued: true }
+      const { liveness, timeoutMs } = this.options
+      pending.stopTimer = silence(liveness, performance.now(), timeoutMs, () => {
         pending.abandoned = true
         if (pending.queued) this.queue = this.queue.filter((p) => p !== pending)
-        reject(timeoutError(this.options.timeoutMs))
-      }, this.options.timeoutMs)
-      pending.timer.unref?.()
+        reject(timeoutError(timeoutMs))
+      })
       const waiting = this.options.connected()
       if (waiting) {
         waiting.then(
@@ -129,19 +133,21 @@ export class Batcher {
       counted = false
       this.done()
     }
-    const stuck = setTimeout(release, this.options.timeoutMs)
-    stuck.unref?.()
+    const stopStuck = silence(this.options.liveness, performance.now(), this.options.timeoutMs, release)
+    const answered = (fromRedis: boolean) => {
+      if (fromRedis) this.options.liveness.answeredAt = performance.now()
+      stopStuck()
+      release()
+    }
     // Sent while disconnected, a call is refused by the client before it reaches Redis: nothing to cancel.
     const mayRun = this.options.readyNow()
     this.options.send(first.script, keys, [...args, 'run', ...body]).then(
       (reply) => {
-        clearTimeout(stuck)
-        release()
+        answered(true)
         this.answer(batch, reply)
       },
       (error: unknown) => {
-        clearTimeout(stuck)
-        release()
+        answered(!isConnectionError(error))
         this.fail(batch, error)
         // It may have run before its answer was lost: cancel it (Redis runs this after it, if it is queued).
         if (this.options.recordMs > 0 && mayRun && isConnectionError(error)) {
@@ -227,7 +233,7 @@ export class Batcher {
 
   private settle(p: Pending, then: () => void): void {
     if (p.abandoned) return
-    clearTimeout(p.timer)
+    p.stopTimer()
     then()
   }
 }

@@ -12,7 +12,7 @@ import {
 } from '@tollgate/core/store'
 import calculateSlot from 'cluster-key-slot'
 import { Batcher, type Job } from './batch.js'
-import { type Connection, unavailable } from './connection.js'
+import { type Connection, type Liveness, unavailable } from './connection.js'
 import { escapeValue, unescapeValue } from './history.js'
 import { entryKey, refusalKey } from './keys.js'
 import type { StoreConfig } from './options.js'
@@ -63,6 +63,8 @@ export class ScriptCalls {
   // One compiled script per book; books change only when tier limits change at runtime.
   private readonly scripts = new Map<number, Script>()
   private readonly batchers = new Map<number, Batcher>()
+  /** Per node ('' on a single node): when it last answered. */
+  private readonly liveness = new Map<string, Liveness>()
 
   constructor(
     private readonly config: StoreConfig,
@@ -75,9 +77,8 @@ export class ScriptCalls {
       s = decisionScript(book)
       if (this.scripts.size >= 8) this.scripts.delete(this.scripts.keys().next().value!)
       this.scripts.set(book.version, s)
-      // Loaded ahead, so the first decision rarely pays for compiling it (NOSCRIPT → EVAL still covers it).
-      const { client } = this.config
-      if (client.ready && !client.isCluster) client.loadScript(s.source).catch(() => undefined)
+      // Loaded ahead (on every master of a Cluster), so the first decisions rarely pay for compiling it.
+      if (this.config.client.ready) this.connection.load(s).catch(() => undefined)
     }
     return s
   }
@@ -87,9 +88,16 @@ export class ScriptCalls {
     const slot = client.isCluster ? calculateSlot(key) : 0
     let batcher = this.batchers.get(slot)
     if (!batcher) {
+      const node = client.isCluster ? client.nodeOf(slot) : ''
+      let liveness = this.liveness.get(node)
+      if (!liveness) {
+        liveness = { answeredAt: 0 }
+        this.liveness.set(node, liveness)
+      }
       batcher = new Batcher({
         send: this.connection.run,
         timeoutMs,
+        liveness,
         recordMs: rememberCallsMs,
         nowArg: () => (clock ? String(Math.floor(clock())) : ''),
         slack: expirySlackMs,

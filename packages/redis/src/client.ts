@@ -32,7 +32,9 @@ export interface StoreClient {
   nextReady(): Promise<void>
   evalsha(sha: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown>
   eval(source: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown>
-  /** SCRIPT LOAD (single node: a Cluster client would send it to one node only). */
+  /** A Cluster's master for a hash slot, as its address ('' when not known yet; '' on a single node). */
+  nodeOf(slot: number): string
+  /** SCRIPT LOAD on the node, or on every master of a Cluster. */
   loadScript(source: string): Promise<unknown>
   get(key: string): Promise<string | null>
   del(...keys: string[]): Promise<number>
@@ -62,11 +64,14 @@ interface IoRedis
     Pick<StoreClient, 'get' | 'del' | 'hget' | 'hmget' | 'hgetall' | 'exists'> {
   status: string
   isCluster?: boolean
+  /** Cluster: per hash slot, its nodes' "host:port", the master first. */
+  slots?: readonly (readonly string[] | undefined)[]
   options?: { enableOfflineQueue?: boolean }
   evalsha(sha: string, n: number, ...rest: (string | number)[]): Promise<unknown>
   eval(source: string, n: number, ...rest: (string | number)[]): Promise<unknown>
   script(subcommand: 'LOAD', source: string): Promise<unknown>
   duplicate(...args: unknown[]): IoRedis
+  nodes?(role: 'master'): IoRedis[]
   subscribe(channel: string): Promise<unknown>
   connect(): Promise<void>
   quit(): Promise<unknown>
@@ -76,7 +81,9 @@ interface IoRedis
 interface NodeRedis extends Emitter {
   isOpen: boolean
   isReady?: boolean // absent on a node-redis 5 cluster
+  slots?: readonly ({ master?: { address?: string } } | undefined)[]
   masters?: readonly unknown[]
+  nodeClient?(node: unknown): NodeRedis | Promise<NodeRedis>
   options?: { disableOfflineQueue?: boolean }
   _options?: { rootNodes?: unknown; defaults?: { disableOfflineQueue?: boolean } }
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
@@ -170,9 +177,13 @@ function ioredisClient(client: IoRedis): StoreClient {
       return client.status === 'end'
     },
     nextReady: () => nextEvent(client, 'ready', 'end'),
+    nodeOf: (slot) => (client.isCluster === true && client.slots?.[slot]?.[0]) || '',
     evalsha: (sha, keys, args) => client.evalsha(sha, keys.length, ...keys, ...args),
     eval: (source, keys, args) => client.eval(source, keys.length, ...keys, ...args),
-    loadScript: (source) => client.script('LOAD', source),
+    loadScript: (source) =>
+      client.isCluster === true && client.nodes
+        ? Promise.all(client.nodes('master').map((node) => node.script('LOAD', source)))
+        : client.script('LOAD', source),
     get: (key) => client.get(key),
     del: (...keys) => client.del(...keys),
     hget: (key, field) => client.hget(key, field),
@@ -222,9 +233,17 @@ function nodeRedisClient(client: NodeRedis, cluster: boolean): StoreClient {
       return wasOpen && !client.isOpen
     },
     nextReady: () => nextEvent(client, readyEvent, endEvent),
+    nodeOf: (slot) => (cluster && client.slots?.[slot]?.master?.address) || '',
     evalsha: (sha, keys, args) => client.evalSha(sha, { keys: [...keys], arguments: strings(args) }),
     eval: (source, keys, args) => client.eval(source, { keys: [...keys], arguments: strings(args) }),
-    loadScript: (source) => client.scriptLoad(source),
+    loadScript: (source) =>
+      cluster && client.nodeClient
+        ? Promise.all(
+            (client.masters ?? []).map(async (master) =>
+              (await client.nodeClient!(master)).scriptLoad(source),
+            ),
+          )
+        : client.scriptLoad(source),
     get: (key) => client.get(key),
     del: (...keys) => client.del(keys),
     hget: async (key, field) => (await client.hGet(key, field)) ?? null,

@@ -1,4 +1,5 @@
 import { ErrorCode, TollgateError } from '@tollgate/core/store'
+import calculateSlot from 'cluster-key-slot'
 import type { StoreClient } from './client.js'
 import type { Script } from './scripts.js'
 
@@ -21,6 +22,56 @@ export function timeoutError(timeoutMs: number): TollgateError {
   })
 }
 
+/**
+ * Calls `expire` once `ms` have passed and every reply that had reached the socket by then was read. Timers
+ * run before the event loop polls its sockets, so under load a reply that arrived in time would otherwise
+ * lose to its own timer: that measures how busy this process is, not Redis. The verdict waits for the next
+ * poll (setImmediate runs right after it). Returns the cancel.
+ */
+export function deadline(ms: number, expire: () => void): () => void {
+  let check: NodeJS.Immediate | undefined
+  const timer = setTimeout(() => {
+    check = setImmediate(expire)
+  }, ms)
+  timer.unref?.()
+  return () => {
+    clearTimeout(timer)
+    if (check) clearImmediate(check)
+  }
+}
+
+/** When a node last answered anything (performance.now() ms): its calls wait on it while it answers. */
+export interface Liveness {
+  answeredAt: number
+}
+
+/** How many timeouts a call may wait at most while its node answers others (a lost reply, a long queue). */
+export const maxWaitTimeouts = 4
+
+/**
+ * Calls `expire` once the node has answered nothing for `timeoutMs` while this waited (since `since`), or
+ * after `maxWaitTimeouts` × `timeoutMs` in all. A stopped or unreachable Redis answers nothing, so this
+ * expires after `timeoutMs` as a plain timer would; a busy one keeps answering the calls ahead, and a call
+ * waiting its turn behind them is not failed for the queue in front of it. Returns the cancel.
+ */
+export function silence(
+  liveness: Liveness,
+  since: number,
+  timeoutMs: number,
+  expire: () => void,
+): () => void {
+  const cap = since + maxWaitTimeouts * timeoutMs
+  let cancel = deadline(timeoutMs, check)
+  function check() {
+    const now = performance.now()
+    const due = Math.min(Math.max(since, liveness.answeredAt) + timeoutMs, cap)
+    // A timer may fire up to a millisecond before performance.now() says it is due.
+    if (now >= due - 1) expire()
+    else cancel = deadline(due - now, check)
+  }
+  return () => cancel()
+}
+
 function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT')
 }
@@ -35,8 +86,13 @@ export interface Connection {
   readyNow(): boolean
   /** Resolves when the client is connected (at once if it is now); rejects if it closes for good. */
   whenReady(): Promise<void>
-  /** EVALSHA; on NOSCRIPT (restart, failover, a new book) EVAL once, which also loads it. No other retry. */
+  /**
+   * EVALSHA; on NOSCRIPT (restart, failover, a new book) EVAL, which also loads it: one call per node at a
+   * time, the others waiting for it. No other retry.
+   */
   run: Run
+  /** SCRIPT LOAD on the node, or on every master of a Cluster. */
+  load(s: Script): Promise<unknown>
 }
 
 export function connection(client: StoreClient, timeoutMs: number): Connection {
@@ -56,22 +112,25 @@ export function connection(client: StoreClient, timeoutMs: number): Connection {
 
   function bounded<T>(work: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(timeoutError(timeoutMs)), timeoutMs)
-      timer.unref?.()
+      const cancel = deadline(timeoutMs, () => reject(timeoutError(timeoutMs)))
       const waiting = connected()
       ;(waiting ? waiting.then(work) : work()).then(
         (value) => {
-          clearTimeout(timer)
+          cancel()
           resolve(value)
         },
         (error) => {
-          clearTimeout(timer)
+          cancel()
           reject(unavailable(error))
         },
       )
     })
   }
 
+  // A script missing on a node (restart, failover, a new book) is sent with its source by one call, and the
+  // others that found it missing there meanwhile wait for that call, then go by SHA: a burst of EVALs of a
+  // ~20 kB script each held a fresh Cluster's replies back past the timeout.
+  const evaluating = new Map<string, Promise<unknown>>()
   async function run(
     s: Script,
     keys: readonly string[],
@@ -81,11 +140,30 @@ export function connection(client: StoreClient, timeoutMs: number): Connection {
       return await client.evalsha(s.sha, keys, args)
     } catch (error) {
       if (!isNoScript(error)) throw error
-      return await client.eval(s.source, keys, args)
     }
+    const at = client.isCluster ? `${s.sha}@${client.nodeOf(calculateSlot(keys[0]!))}` : s.sha
+    const loading = evaluating.get(at)
+    if (loading) {
+      await loading.catch(() => undefined)
+      try {
+        return await client.evalsha(s.sha, keys, args)
+      } catch (error) {
+        if (!isNoScript(error)) throw error
+      }
+    }
+    const evaluated = client.eval(s.source, keys, args)
+    evaluating.set(at, evaluated)
+    const forget = () => {
+      if (evaluating.get(at) === evaluated) evaluating.delete(at)
+    }
+    evaluated.then(forget, forget)
+    return await evaluated
   }
+
+  /** SCRIPT LOAD on the node (every master of a Cluster), so the first decisions go by SHA. */
+  const load = (s: Script) => client.loadScript(s.source)
 
   const whenReady = () => (client.ready ? Promise.resolve() : client.nextReady())
 
-  return { connected, bounded, run, whenReady, readyNow: () => client.ready }
+  return { connected, bounded, run, load, whenReady, readyNow: () => client.ready }
 }

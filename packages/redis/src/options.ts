@@ -11,7 +11,12 @@ export interface RedisStoreOptions extends FleetOptions {
   client: RedisClient
   /** Prefix of every key and of the pub/sub channel. No `{` or `}`. Default `tollgate:`. */
   prefix?: string
-  /** ms each store call may take before it fails with ERR_TOLLGATE_STORE_TIMEOUT. Default 50. */
+  /**
+   * ms Redis may stay silent before a call fails with ERR_TOLLGATE_STORE_TIMEOUT: a decision fails once its
+   * node has answered nothing for this long while it waited (a call waiting its turn behind others that are
+   * being answered keeps waiting, at most 4 × this in all). Default 500: a healthy Redis on a busy host goes
+   * unscheduled for a few hundred ms (see the README), and a down one fails calls at once anyway.
+   */
   timeoutMs?: number
   /**
    * Redis Cluster only: buckets with equal tags share a hash slot, so a chain over them is one atomic
@@ -86,7 +91,7 @@ export function parseStoreOptions(options: RedisStoreOptions): StoreConfig {
     parseNumber(options[field], field, fallback, 'a finite number of ms above 0', positive)
   const count = (field: 'rememberCallsMs' | 'localRefusals', fallback: number, unit: string) =>
     parseNumber(options[field], field, fallback, `a whole number of ${unit}, 0 or more`, whole)
-  const timeoutMs = ms('timeoutMs', 50)
+  const timeoutMs = ms('timeoutMs', 500)
   const registryRefreshMs = ms('registryRefreshMs', 1000)
   const rememberCallsMs = count('rememberCallsMs', 10_000, 'ms')
   const localRefusals = count('localRefusals', 10_000, 'refusals')
