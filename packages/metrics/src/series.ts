@@ -9,7 +9,7 @@ import {
   observeLimiter,
 } from './observe.js'
 
-/** Store latency histogram boundaries in seconds: a store call times out at 50 ms by default, so they are fine below that. */
+/** Store latency histogram boundaries in seconds: fine where healthy calls fall, up to 1 s, past the 500 ms default timeout. */
 export const STORE_LATENCY_SECONDS: readonly number[] = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
 ]

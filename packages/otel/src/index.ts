@@ -23,7 +23,7 @@ import {
 
 export type { BreakerState, FallbackMode, ObservableLimiter, Outcome, StatsSource } from '@tollgate/metrics'
 
-/** Seconds. A store call times out at 50 ms by default, so the boundaries are fine below that. */
+/** Seconds: fine where healthy calls fall, up to 1 s, past a store call's 500 ms default timeout. */
 export const DEFAULT_STORE_LATENCY_BOUNDARIES: readonly number[] = STORE_LATENCY_SECONDS
 
 /** The instrumentation scope of the default meter. */

@@ -20,7 +20,7 @@ import { Counter, Gauge, register as globalRegistry, Histogram, type Registry } 
 
 export type { BreakerState, FallbackMode, ObservableLimiter, Outcome, StatsSource } from '@tollgate/metrics'
 
-/** Seconds. A store call times out at 50 ms by default, so the buckets are fine below that. */
+/** Seconds: fine where healthy calls fall, up to 1 s, past a store call's 500 ms default timeout. */
 export const DEFAULT_STORE_LATENCY_BUCKETS: readonly number[] = STORE_LATENCY_SECONDS
 
 export interface PrometheusMetricsOptions extends ObserveOptions {
