@@ -24,20 +24,26 @@ local record = record_ms > 0 and redis.call('GET', KEYS[1]) or nil
 if record == 'x' then return { 'cancelled' } end
 local stored
 if record then
-  stored = {}
-  for v in string.gmatch(record, '([^\\001]*)\\001') do stored[#stored + 1] = v end
+  -- The reply as MessagePack (one C call each way, no number formatting).
+  stored = cmsgpack.unpack(record)
   if mode == 'run' then return stored end
 elseif mode == 'cancel' then
-  redis.call('SET', KEYS[1], 'x', 'PX', record_ms)
+  redis.call('SET', KEYS[1], 'x', 'PX', ARGV[3])
   return { 'cancelled' }
 end
 
--- A decision: its op, cost, forced tier, chain levels, registry histories and where its keys start.
+-- A decision: its op, cost, forced tier, chain levels, registry histories and where its keys start. One
+-- table set serves every decision of the call in turn (decisions are decided one after the other).
+local d = { lvls = {}, assign = {}, custom = {}, keyslot = {}, logslot = {} }
 local function read_decision(a, key_base)
-  local d = { op = ARGV[a], cost = tonumber(ARGV[a + 1]), forced = ARGV[a + 2], decided_at = tonumber(ARGV[a + 3]) }
+  d.op, d.cost, d.forced, d.decided_at = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
+  d.charged = nil
   local m = tonumber(ARGV[a + 4])
   d.m = m
-  d.lvls, d.assign, d.custom, d.keyslot, d.logslot = {}, {}, {}, {}, {}
+  local assign, custom, keyslot, logslot = d.assign, d.custom, d.keyslot, d.logslot
+  for j = 1, m do
+    assign[j], custom[j], keyslot[j], logslot[j] = nil, nil, nil, nil
+  end
   -- p: the next key of this decision (key_base is the last key of the one before).
   local n, p = 0, key_base + 1
   for j = 1, m do
@@ -151,18 +157,25 @@ local function write(d, e, debt)
     redis.call('SET', key, value)
   else
     local ttl = math.max(tat - now + (frac > 0 and 1 or 0), hold_ms(d.lvls[e.j]))
-    redis.call('SET', key, value, 'PX', string.format('%.0f', ttl + slack))
+    redis.call('SET', key, value, 'PX', int_text(ttl + slack))
   end
 end
 
--- Each level here: its policy now and its debt before this decision.
+-- Each level here: its policy now and its debt before this decision (the tables are reused per decision).
+local levels, level_pool = {}, {}
 local function assess_levels(d, tier)
-  local levels, allowed = {}, true
+  local allowed, count = true, 0
   for j = 1, d.m do
     local k = d.keyslot[j]
     if k then
       local id, is_custom = policy_at(d, j, tier, now)
-      local e = { k = k, j = j, id = id or '', custom = is_custom }
+      count = count + 1
+      local e = level_pool[count]
+      if not e then
+        e = {}
+        level_pool[count] = e
+      end
+      e.k, e.j, e.id, e.custom, e.debt = k, j, id or '', is_custom, nil
       if id then
         local cap, tokens, per = policy_numbers(id)
         local T = tokens == 0 and 1 or per
@@ -176,9 +189,10 @@ local function assess_levels(d, tier)
         if debt + probe > cap * T then allowed = false end
         e.cap, e.tokens, e.per, e.T, e.debt = cap, tokens, per, T, debt
       end
-      levels[#levels + 1] = e
+      levels[count] = e
     end
   end
+  levels[count + 1] = nil
   return levels, allowed
 end
 
@@ -219,7 +233,7 @@ for _ = 1, count do
   d, a, key_base = read_decision(a, key_base)
   if mode == 'cancel' then
     -- Undo what this decision charged when the call ran: a refund under the policies it was charged under.
-    local charged = stored[at_reply] == '1' and d.op == 'd' and d.cost > 0
+    local charged = stored[at_reply] == 1 and d.op == 'd' and d.cost > 0
     local ids = {}
     if d.op ~= 'r' then
       for i = 1, d.n do ids[i] = stored[at_reply + 2 + 3 * (i - 1) + 1] end
@@ -227,7 +241,7 @@ for _ = 1, count do
     else
       at_reply = at_reply + 2
     end
-    if charged then d.op, d.decided_at, d.charged = 'r', tonumber(stored[1]), ids end
+    if charged then d.op, d.decided_at, d.charged = 'r', stored[1], ids end
   end
   local tier = tier_at(d, now)
   local levels, allowed = assess_levels(d, tier)
@@ -263,13 +277,9 @@ for _ = 1, count do
   end
 end
 if mode == 'cancel' then
-  redis.call('SET', KEYS[1], 'x', 'PX', record_ms)
+  redis.call('SET', KEYS[1], 'x', 'PX', ARGV[3])
   return { 'cancelled' }
 end
-if record_ms > 0 then
-  local parts = {}
-  for i, v in ipairs(reply) do parts[i] = type(v) == 'number' and string.format('%.0f', v) or v end
-  redis.call('SET', KEYS[1], table.concat(parts, '\\001') .. '\\001', 'PX', record_ms)
-end
+if record_ms > 0 then redis.call('SET', KEYS[1], cmsgpack.pack(reply), 'PX', ARGV[3]) end
 return reply
 `

@@ -26,55 +26,83 @@ local function value_at(h, t)
   return false
 end
 
+-- Parsed once per call: a batch names few distinct policies.
+local policy_cache = {}
 local function policy_numbers(id)
-  local kind, cap, tokens, per = string.match(id, '^(%a+):(%d+):(%d+):(%d+)$')
-  return tonumber(cap), tonumber(tokens), tonumber(per), kind == 'lbd'
+  local p = policy_cache[id]
+  if not p then
+    local kind, cap, tokens, per = string.match(id, '^(%a+):(%d+):(%d+):(%d+)$')
+    p = { tonumber(cap), tonumber(tokens), tonumber(per), kind == 'lbd' }
+    policy_cache[id] = p
+  end
+  return p[1], p[2], p[3], p[4]
+end
+
+-- Decimal text of an integer (string.format costs about a µs; a batch repeats the same few TTLs).
+local text_cache = {}
+local function int_text(n)
+  local s = text_cache[n]
+  if not s then
+    s = string.format('%.0f', n)
+    text_cache[n] = s
+  end
+  return s
 end
 
 -- A state is six unsigned base-128 varints (low 7 bits first, high bit = more bytes follow): tat, frac,
 -- capacity, tokens, per, and zigzag(tat - epoch); 12 bytes for a typical bucket, which keeps a key under
 -- 100 bytes of MEMORY USAGE. Five varints is the layout of earlier releases (no epoch): read as epoch 0.
+-- Integer arithmetic below stays exact: every value is an integer below 2^53.
+local byte, char, unpack_ = string.byte, string.char, unpack
 local function read_state(key)
   local raw = redis.call('GET', key)
   if not raw then return nil end
-  local bytes = { string.byte(raw, 1, -1) }
-  local v, n, scale = {}, 0, 1
-  for i = 1, #bytes do
-    local b = bytes[i]
+  local v, count, n, scale = {}, 0, 0, 1
+  for i = 1, #raw do
+    local b = byte(raw, i)
     if b >= 128 then
       n = n + (b - 128) * scale
       scale = scale * 128
     else
-      v[#v + 1] = n + b * scale
+      count = count + 1
+      v[count] = n + b * scale
       n, scale = 0, 1
     end
   end
   if scale ~= 1 then return nil end
-  if #v == 5 then return { v[1], v[2], v[3], v[4], v[5], 0 } end
-  if #v ~= 6 then return nil end
+  if count == 5 then
+    v[6] = 0
+    return v
+  end
+  if count ~= 6 then return nil end
   local z = v[6]
-  local age = math.fmod(z, 2) == 0 and z / 2 or -(z + 1) / 2
-  return { v[1], v[2], v[3], v[4], v[5], v[1] - age }
+  local age = z % 2 == 0 and z / 2 or -(z + 1) / 2
+  v[6] = v[1] - age
+  return v
 end
 
-local function pack(out, n)
+local out_bytes = {}
+local function pack(count, n)
   while n >= 128 do
-    out[#out + 1] = 128 + math.fmod(n, 128)
-    n = math.floor(n / 128)
+    local low = n % 128
+    count = count + 1
+    out_bytes[count] = 128 + low
+    n = (n - low) / 128
   end
-  out[#out + 1] = n
+  count = count + 1
+  out_bytes[count] = n
+  return count
 end
 
 -- age false: no registry change could ever apply before this write, so no epoch is needed (five varints).
 local function encode_state(tat, frac, cap, tokens, per, age)
-  local out = {}
-  pack(out, tat)
-  pack(out, frac)
-  pack(out, cap)
-  pack(out, tokens)
-  pack(out, per)
-  if age then pack(out, age >= 0 and 2 * age or -2 * age - 1) end
-  return string.char(unpack(out))
+  local count = pack(0, tat)
+  count = pack(count, frac)
+  count = pack(count, cap)
+  count = pack(count, tokens)
+  count = pack(count, per)
+  if age then count = pack(count, age >= 0 and 2 * age or -2 * age - 1) end
+  return char(unpack_(out_bytes, 1, count))
 end
 
 local function same_scale(st, cap, tokens, per)
