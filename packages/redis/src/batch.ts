@@ -54,6 +54,9 @@ const processTag = Math.random().toString(36).slice(2, 8)
 let callSeq = 0
 /** Cancels kept for the connection's return: the first calls to fail are those in flight when it went. */
 const maxHeldCancels = 1000
+/** Records of answered calls a call deletes (the rest wait for the next call, or expire). */
+const maxForgetPerCall = 64
+const maxAnswered = 1000
 const cancelAttempts = 3
 
 interface Cancel {
@@ -75,6 +78,8 @@ export class Batcher {
   private inFlight = 0
   private queue: Pending[] = []
   private held: Cancel[] = []
+  /** Record keys of calls whose reply came back: the next call deletes them (never re-sent, never cancelled). */
+  private answered: string[] = []
   private awaitingReady = false
   private readonly maxInFlight: number
   private readonly maxBatch: number
@@ -121,6 +126,7 @@ export class Batcher {
       for (const key of job.keys) keys.push(key)
       for (const arg of job.args) body.push(arg)
     }
+    for (const key of this.answered.splice(0, maxForgetPerCall)) keys.push(key)
     // A call that has not answered within the timeout stops counting as in flight: a hung or retried
     // command must not hold back the decisions queued behind it.
     let counted = true
@@ -136,6 +142,8 @@ export class Batcher {
     this.options.send(first.script, keys, [...args, 'run', ...body]).then(
       (reply) => {
         clearTimeout(stuck)
+        // A cancel's marker stays (it stops a copy of the call that might still arrive); a reply's record goes.
+        if (this.options.recordMs > 0 && Array.isArray(reply) && reply[0] !== 'cancelled') this.forget(record)
         release()
         this.answer(batch, reply)
       },
@@ -187,6 +195,11 @@ export class Batcher {
     const held = this.held.filter((c) => c.until > Date.now())
     this.held = []
     for (const c of held) this.cancel(c)
+  }
+
+  private forget(record: string): void {
+    if (this.answered.length >= maxAnswered) this.answered.shift()
+    this.answered.push(record)
   }
 
   private done(): void {

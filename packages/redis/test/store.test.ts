@@ -122,6 +122,22 @@ describe('decisions on Redis time', () => {
     await store.close?.()
   })
 
+  it('deletes the record of an answered call with the next call: records live while a reply may be lost', async () => {
+    const prefix = uniquePrefix()
+    const store = redisStore({ client, prefix, timeoutMs: 2000 })
+    const records = async () => (await client.keys(`${prefix}*:call:*`)).length
+    // One after the other: each decision is its own call, which carries the records answered before it.
+    for (let i = 0; i < 20; i++) await consumeOps(store, [op(`r${i}`, policy(10, 10))])
+    expect(await records()).toBe(1)
+    await store.close?.()
+    // Without a record a re-sent call would apply twice: they are still written, for rememberCallsMs.
+    const remembering = redisStore({ client, prefix, timeoutMs: 2000, rememberCallsMs: 60_000 })
+    await consumeOps(remembering, [op('last', policy(10, 10))])
+    const [last] = await client.keys(`${prefix}{user:last}:call:*`)
+    expect(await client.pttl(last!)).toBeGreaterThan(50_000)
+    await remembering.close?.()
+  })
+
   it('keeps a bucket state within 100 bytes of MEMORY USAGE for per-second and per-minute tiers', async () => {
     const prefix = 'tollgate:'
     const store = redisStore({ client, prefix, timeoutMs: 2000 })

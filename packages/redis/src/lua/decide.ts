@@ -1,9 +1,9 @@
 /**
  * One call decides a batch of decisions, in arrival order, each chain all-or-nothing (a decision sees what
  * the ones before it in the batch wrote).
- * KEYS: 1 the call's record (its reply, remembered `record ms`, so a re-sent call is answered, not applied
- * again), then per decision its levels' state key and registry hash (and, for a level that blocks, its
- * refusal log).
+ * KEYS: 1 the call's record (its reply as MessagePack, remembered `record ms`, so a re-sent call is answered,
+ * not applied again), then per decision its levels' state key and registry hash (and, for a level that
+ * blocks, its refusal log), then any records of earlier calls already answered (deleted: no longer needed).
  * ARGV: 1 now ('' = Redis TIME), 2 slack (extra expiry, test clock only), 3 record ms, 4 'run' | 'cancel',
  * 5 decisions; then per decision: op ('d' decide, 'p' look with the cost, 'r' refund), cost, forced tier ('' none,
  * escaped), decidedAt (refund), m = levels in its chain, then per chain level its number in the book and ''
@@ -276,6 +276,9 @@ for _ = 1, count do
     end
   end
 end
+-- The keys after the decisions' are records of this process's calls that were answered: a call whose reply
+-- came back is never re-sent nor cancelled, so its record has served (else it expires after record ms).
+if #KEYS > key_base then redis.call('DEL', unpack(KEYS, key_base + 1, #KEYS)) end
 if mode == 'cancel' then
   redis.call('SET', KEYS[1], 'x', 'PX', ARGV[3])
   return { 'cancelled' }
