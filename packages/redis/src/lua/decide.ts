@@ -152,7 +152,7 @@ local function write(d, e, debt)
   local origin = frozen and 0 or now
   local tat = origin + math.floor(debt / k)
   local frac = math.fmod(debt, k)
-  local value = encode_state(tat, frac, e.cap, e.tokens, e.per, has_history(d, e.j) and tat - now)
+  local value = encode_state(tat, frac, e.scale, has_history(d, e.j) and tat - now)
   if frozen then
     redis.call('SET', key, value)
   else
@@ -177,9 +177,9 @@ local function assess_levels(d, tier)
       end
       e.k, e.j, e.id, e.custom, e.debt = k, j, id or '', is_custom, nil
       if id then
-        local cap, tokens, per = policy_numbers(id)
+        local cap, tokens, per, _, scale = policy_numbers(id)
         local T = tokens == 0 and 1 or per
-        local st = read_state(KEYS[k])
+        local st = read_state(KEYS[k], cap, tokens, per, scale)
         if st then st = advance(d, st, j) end
         local debt = 0
         if st then
@@ -187,7 +187,7 @@ local function assess_levels(d, tier)
         end
         local probe = d.cost == 0 and T or d.cost * T
         if debt + probe > cap * T then allowed = false end
-        e.cap, e.tokens, e.per, e.T, e.debt = cap, tokens, per, T, debt
+        e.cap, e.tokens, e.per, e.T, e.debt, e.scale = cap, tokens, per, T, debt, scale
       end
       levels[count] = e
     end
