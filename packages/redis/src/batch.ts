@@ -4,8 +4,10 @@ import type { Script } from './scripts.js'
 /** One decision (or refund) for the batch script: its keys and its part of ARGV. */
 export interface Job {
   readonly script: Script
-  /** Its levels' state key and registry hash, in order. */
+  /** Its levels' state key and registry hash (and a blocking level's refusal log), in order. */
   readonly keys: readonly string[]
+  /** Levels whose keys it carries: its reply holds 3 values for each. */
+  readonly levels: number
   readonly args: readonly (string | number)[]
   /** 'd' decisions that charge: given back if their answer came too late to be used. */
   readonly charges: boolean
@@ -221,7 +223,7 @@ export class Batcher {
     const now = reply[0]
     let at = 1
     for (const p of batch) {
-      const width = p.job.args[0] === 'r' ? 2 : 2 + 3 * localLevels(p.job)
+      const width = p.job.args[0] === 'r' ? 2 : 2 + 3 * p.job.levels
       const part = [now, ...reply.slice(at, at + width)]
       at += width
       if (p.abandoned) {
@@ -243,11 +245,6 @@ export class Batcher {
     clearTimeout(p.timer)
     then()
   }
-}
-
-/** Levels whose keys a job carries (two keys each). */
-function localLevels(job: Job): number {
-  return job.keys.length / 2
 }
 
 /** An error after which the call may or may not have run (the connection went), as opposed to a reply error. */
