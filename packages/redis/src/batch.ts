@@ -4,8 +4,10 @@ import type { Script } from './scripts.js'
 /** One decision (or refund) for the batch script: its keys and its part of ARGV. */
 export interface Job {
   readonly script: Script
-  /** Its levels' state key and registry hash, in order. */
+  /** Its levels' state key and registry hash (and a blocking level's refusal log), in order. */
   readonly keys: readonly string[]
+  /** Levels whose keys it carries: its reply holds 3 values for each. */
+  readonly levels: number
   readonly args: readonly (string | number)[]
   /** 'd' decisions that charge: given back if their answer came too late to be used. */
   readonly charges: boolean
@@ -58,6 +60,9 @@ const processTag = Math.random().toString(36).slice(2, 8)
 let callSeq = 0
 /** Cancels kept for the connection's return: the first calls to fail are those in flight when it went. */
 const maxHeldCancels = 1000
+/** Records of answered calls a call deletes (the rest wait for the next call, or expire). */
+const maxForgetPerCall = 64
+const maxAnswered = 1000
 const cancelAttempts = 3
 
 interface Cancel {
@@ -79,6 +84,8 @@ export class Batcher {
   private inFlight = 0
   private queue: Pending[] = []
   private held: Cancel[] = []
+  /** Record keys of calls whose reply came back: the next call deletes them (never re-sent, never cancelled). */
+  private answered: string[] = []
   private awaitingReady = false
   private readonly maxInFlight: number
   private readonly maxBatch: number
@@ -125,6 +132,7 @@ export class Batcher {
       for (const key of job.keys) keys.push(key)
       for (const arg of job.args) body.push(arg)
     }
+    for (const key of this.answered.splice(0, maxForgetPerCall)) keys.push(key)
     // A call that has not answered within the timeout stops counting as in flight: a hung or retried
     // command must not hold back the decisions queued behind it.
     let counted = true
@@ -144,6 +152,8 @@ export class Batcher {
     this.options.send(first.script, keys, [...args, 'run', ...body]).then(
       (reply) => {
         answered(true)
+        // A cancel's marker stays (it stops a copy of the call that might still arrive); a reply's record goes.
+        if (this.options.recordMs > 0 && Array.isArray(reply) && reply[0] !== 'cancelled') this.forget(record)
         this.answer(batch, reply)
       },
       (error: unknown) => {
@@ -195,6 +205,11 @@ export class Batcher {
     for (const c of held) this.cancel(c)
   }
 
+  private forget(record: string): void {
+    if (this.answered.length >= maxAnswered) this.answered.shift()
+    this.answered.push(record)
+  }
+
   private done(): void {
     this.inFlight--
     if (this.queue.length === 0) return
@@ -214,7 +229,7 @@ export class Batcher {
     const now = reply[0]
     let at = 1
     for (const p of batch) {
-      const width = p.job.args[0] === 'r' ? 2 : 2 + 3 * localLevels(p.job)
+      const width = p.job.args[0] === 'r' ? 2 : 2 + 3 * p.job.levels
       const part = [now, ...reply.slice(at, at + width)]
       at += width
       if (p.abandoned) {
@@ -236,11 +251,6 @@ export class Batcher {
     p.stopTimer()
     then()
   }
-}
-
-/** Levels whose keys a job carries (two keys each). */
-function localLevels(job: Job): number {
-  return job.keys.length / 2
 }
 
 /** An error after which the call may or may not have run (the connection went), as opposed to a reply error. */

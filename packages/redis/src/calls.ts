@@ -130,6 +130,7 @@ export class ScriptCalls {
     return {
       script: this.scriptFor(request.book),
       keys: scriptKeys,
+      levels: group.length,
       args,
       charges: op === 'd' && request.cost > 0,
     }

@@ -11,6 +11,7 @@ import { DEFAULT_LIMITER_NAME } from '@tollgate/core/store'
  *                     <prefix>{<tag>}<level>:<key>:reg
  *   refusal log       <prefix>{<level>:<key>}:refused          with `block`: recent refusals' ms (`t1,t2`), or
  *                                                              `b<ms>` while a block lasts; expires by itself
+ *   call record       <first bucket of the call>:call:<id>     a script call's reply until it is answered (batch.ts)
  *   tier changes      <prefix>{registry}:tiers                 hash: <tier>=<level> → history
  *   tier version      <prefix>{registry}:version               bumped by every tier change, of any limiter
  *   pub/sub channel   <prefix>registry                         messages carry the limiter's name (ns)

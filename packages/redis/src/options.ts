@@ -28,7 +28,8 @@ export interface RedisStoreOptions extends FleetOptions {
   registryRefreshMs?: number
   /**
    * ms Redis remembers each call's reply, so a call the client re-sends (a lost reply) is answered, not
-   * applied twice, and a call that failed without an answer can be cancelled. Default 10000; 0 turns it off.
+   * applied twice, and a call that failed without an answer can be cancelled. A call whose reply came back
+   * has its record deleted by the next call. Default 10000; 0 turns it off.
    */
   rememberCallsMs?: number
   /**

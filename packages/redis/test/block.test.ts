@@ -106,6 +106,21 @@ for (const [topology, connectClient] of Object.entries(topologies)) {
   })
 }
 
+describe('blocking, batched', () => {
+  it('answers every decision of a batch whose levels send a refusal log (three keys a level)', async () => {
+    const client = await connect(server.port)
+    clients.push(client)
+    const store = redisStore({ client, prefix: uniquePrefix(), timeoutMs: 5000 })
+    const limiter = createLimiter({ ...options, store, onStoreError: 'closed' })
+    await limiter.check('warm-up')
+    // More at once than the batcher sends alone (8 in flight): the rest go as batches of several decisions.
+    const decisions = await Promise.all(Array.from({ length: 40 }, (_, i) => limiter.check(`k${i}`)))
+    expect(decisions.map((d) => [d.allowed, d.remaining, d.degraded])).toEqual(
+      Array(40).fill([true, 2, undefined]),
+    )
+  })
+})
+
 describe('blocking costs an admitted decision nothing', () => {
   /** Calls of each command (inside scripts included) that one check makes. */
   async function commandsOf(client: Redis, check: () => Promise<unknown>): Promise<Record<string, number>> {

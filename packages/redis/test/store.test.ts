@@ -122,6 +122,52 @@ describe('decisions on Redis time', () => {
     await store.close?.()
   })
 
+  it('reads bucket states in the layouts of earlier releases (five and six varints)', async () => {
+    const clock = manualClock()
+    const prefix = uniquePrefix()
+    const store = redisStore({ client, prefix, clock: clock.now, timeoutMs: 2000 })
+    const p = policy(10, 10) // tb:10:1:100: one token per 100 ms
+    expect(p.id).toBe('tb:10:1:100')
+    const varints = (...values: number[]) => {
+      const bytes: number[] = []
+      for (let n of values) {
+        while (n >= 128) {
+          bytes.push(128 + (n % 128))
+          n = Math.floor(n / 128)
+        }
+        bytes.push(n)
+      }
+      return Buffer.from(bytes)
+    }
+    const now = clock.now()
+    // 3 tokens owed: tat 300 ms ahead. Five varints: tat, frac, capacity, tokens, per (no epoch).
+    await client.set(`${prefix}{user:five}`, varints(now + 300, 0, 10, 1, 100), 'PX', 60_000)
+    // Six: the same and zigzag(tat - epoch), written at now.
+    await client.set(`${prefix}{user:six}`, varints(now + 300, 0, 10, 1, 100, 600), 'PX', 60_000)
+    const { results } = await consumeOps(store, [op('five', p), op('six', p)])
+    expect(results.map((r) => [r.allowed, r.remaining])).toEqual([
+      [true, 6],
+      [true, 6],
+    ])
+    await store.close?.()
+  })
+
+  it('deletes the record of an answered call with the next call: records live while a reply may be lost', async () => {
+    const prefix = uniquePrefix()
+    const store = redisStore({ client, prefix, timeoutMs: 2000 })
+    const records = async () => (await client.keys(`${prefix}*:call:*`)).length
+    // One after the other: each decision is its own call, which carries the records answered before it.
+    for (let i = 0; i < 20; i++) await consumeOps(store, [op(`r${i}`, policy(10, 10))])
+    expect(await records()).toBe(1)
+    await store.close?.()
+    // Without a record a re-sent call would apply twice: they are still written, for rememberCallsMs.
+    const remembering = redisStore({ client, prefix, timeoutMs: 2000, rememberCallsMs: 60_000 })
+    await consumeOps(remembering, [op('last', policy(10, 10))])
+    const [last] = await client.keys(`${prefix}{user:last}:call:*`)
+    expect(await client.pttl(last!)).toBeGreaterThan(50_000)
+    await remembering.close?.()
+  })
+
   it('keeps a bucket state within 100 bytes of MEMORY USAGE for per-second and per-minute tiers', async () => {
     const prefix = 'tollgate:'
     const store = redisStore({ client, prefix, timeoutMs: 2000 })

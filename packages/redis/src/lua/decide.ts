@@ -1,9 +1,9 @@
 /**
  * One call decides a batch of decisions, in arrival order, each chain all-or-nothing (a decision sees what
  * the ones before it in the batch wrote).
- * KEYS: 1 the call's record (its reply, remembered `record ms`, so a re-sent call is answered, not applied
- * again), then per decision its levels' state key and registry hash (and, for a level that blocks, its
- * refusal log).
+ * KEYS: 1 the call's record (its reply as MessagePack, remembered `record ms`, so a re-sent call is answered,
+ * not applied again), then per decision its levels' state key and registry hash (and, for a level that
+ * blocks, its refusal log), then any records of earlier calls already answered (deleted: no longer needed).
  * ARGV: 1 now ('' = Redis TIME), 2 slack (extra expiry, test clock only), 3 record ms, 4 'run' | 'cancel',
  * 5 decisions; then per decision: op ('d' decide, 'p' look with the cost, 'r' refund), cost, forced tier ('' none,
  * escaped), decidedAt (refund), m = levels in its chain, then per chain level its number in the book and ''
@@ -24,20 +24,26 @@ local record = record_ms > 0 and redis.call('GET', KEYS[1]) or nil
 if record == 'x' then return { 'cancelled' } end
 local stored
 if record then
-  stored = {}
-  for v in string.gmatch(record, '([^\\001]*)\\001') do stored[#stored + 1] = v end
+  -- The reply as MessagePack (one C call each way, no number formatting).
+  stored = cmsgpack.unpack(record)
   if mode == 'run' then return stored end
 elseif mode == 'cancel' then
-  redis.call('SET', KEYS[1], 'x', 'PX', record_ms)
+  redis.call('SET', KEYS[1], 'x', 'PX', ARGV[3])
   return { 'cancelled' }
 end
 
--- A decision: its op, cost, forced tier, chain levels, registry histories and where its keys start.
+-- A decision: its op, cost, forced tier, chain levels, registry histories and where its keys start. One
+-- table set serves every decision of the call in turn (decisions are decided one after the other).
+local d = { lvls = {}, assign = {}, custom = {}, keyslot = {}, logslot = {} }
 local function read_decision(a, key_base)
-  local d = { op = ARGV[a], cost = tonumber(ARGV[a + 1]), forced = ARGV[a + 2], decided_at = tonumber(ARGV[a + 3]) }
+  d.op, d.cost, d.forced, d.decided_at = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
+  d.charged = nil
   local m = tonumber(ARGV[a + 4])
   d.m = m
-  d.lvls, d.assign, d.custom, d.keyslot, d.logslot = {}, {}, {}, {}, {}
+  local assign, custom, keyslot, logslot = d.assign, d.custom, d.keyslot, d.logslot
+  for j = 1, m do
+    assign[j], custom[j], keyslot[j], logslot[j] = nil, nil, nil, nil
+  end
   -- p: the next key of this decision (key_base is the last key of the one before).
   local n, p = 0, key_base + 1
   for j = 1, m do
@@ -146,27 +152,34 @@ local function write(d, e, debt)
   local origin = frozen and 0 or now
   local tat = origin + math.floor(debt / k)
   local frac = math.fmod(debt, k)
-  local value = encode_state(tat, frac, e.cap, e.tokens, e.per, has_history(d, e.j) and tat - now)
+  local value = encode_state(tat, frac, e.scale, has_history(d, e.j) and tat - now)
   if frozen then
     redis.call('SET', key, value)
   else
     local ttl = math.max(tat - now + (frac > 0 and 1 or 0), hold_ms(d.lvls[e.j]))
-    redis.call('SET', key, value, 'PX', string.format('%.0f', ttl + slack))
+    redis.call('SET', key, value, 'PX', int_text(ttl + slack))
   end
 end
 
--- Each level here: its policy now and its debt before this decision.
+-- Each level here: its policy now and its debt before this decision (the tables are reused per decision).
+local levels, level_pool = {}, {}
 local function assess_levels(d, tier)
-  local levels, allowed = {}, true
+  local allowed, count = true, 0
   for j = 1, d.m do
     local k = d.keyslot[j]
     if k then
       local id, is_custom = policy_at(d, j, tier, now)
-      local e = { k = k, j = j, id = id or '', custom = is_custom }
+      count = count + 1
+      local e = level_pool[count]
+      if not e then
+        e = {}
+        level_pool[count] = e
+      end
+      e.k, e.j, e.id, e.custom, e.debt = k, j, id or '', is_custom, nil
       if id then
-        local cap, tokens, per = policy_numbers(id)
+        local cap, tokens, per, _, scale = policy_numbers(id)
         local T = tokens == 0 and 1 or per
-        local st = read_state(KEYS[k])
+        local st = read_state(KEYS[k], cap, tokens, per, scale)
         if st then st = advance(d, st, j) end
         local debt = 0
         if st then
@@ -174,11 +187,12 @@ local function assess_levels(d, tier)
         end
         local probe = d.cost == 0 and T or d.cost * T
         if debt + probe > cap * T then allowed = false end
-        e.cap, e.tokens, e.per, e.T, e.debt = cap, tokens, per, T, debt
+        e.cap, e.tokens, e.per, e.T, e.debt, e.scale = cap, tokens, per, T, debt, scale
       end
-      levels[#levels + 1] = e
+      levels[count] = e
     end
   end
+  levels[count + 1] = nil
   return levels, allowed
 end
 
@@ -219,7 +233,7 @@ for _ = 1, count do
   d, a, key_base = read_decision(a, key_base)
   if mode == 'cancel' then
     -- Undo what this decision charged when the call ran: a refund under the policies it was charged under.
-    local charged = stored[at_reply] == '1' and d.op == 'd' and d.cost > 0
+    local charged = stored[at_reply] == 1 and d.op == 'd' and d.cost > 0
     local ids = {}
     if d.op ~= 'r' then
       for i = 1, d.n do ids[i] = stored[at_reply + 2 + 3 * (i - 1) + 1] end
@@ -227,7 +241,7 @@ for _ = 1, count do
     else
       at_reply = at_reply + 2
     end
-    if charged then d.op, d.decided_at, d.charged = 'r', tonumber(stored[1]), ids end
+    if charged then d.op, d.decided_at, d.charged = 'r', stored[1], ids end
   end
   local tier = tier_at(d, now)
   local levels, allowed = assess_levels(d, tier)
@@ -262,14 +276,13 @@ for _ = 1, count do
     end
   end
 end
+-- The keys after the decisions' are records of this process's calls that were answered: a call whose reply
+-- came back is never re-sent nor cancelled, so its record has served (else it expires after record ms).
+if #KEYS > key_base then redis.call('DEL', unpack(KEYS, key_base + 1, #KEYS)) end
 if mode == 'cancel' then
-  redis.call('SET', KEYS[1], 'x', 'PX', record_ms)
+  redis.call('SET', KEYS[1], 'x', 'PX', ARGV[3])
   return { 'cancelled' }
 end
-if record_ms > 0 then
-  local parts = {}
-  for i, v in ipairs(reply) do parts[i] = type(v) == 'number' and string.format('%.0f', v) or v end
-  redis.call('SET', KEYS[1], table.concat(parts, '\\001') .. '\\001', 'PX', record_ms)
-end
+if record_ms > 0 then redis.call('SET', KEYS[1], cmsgpack.pack(reply), 'PX', ARGV[3]) end
 return reply
 `

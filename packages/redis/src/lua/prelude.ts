@@ -26,55 +26,112 @@ local function value_at(h, t)
   return false
 end
 
+local byte, char, unpack_, sub = string.byte, string.char, unpack, string.sub
+local out_bytes = {}
+local function pack(count, n)
+  while n >= 128 do
+    local low = n % 128
+    count = count + 1
+    out_bytes[count] = 128 + low
+    n = (n - low) / 128
+  end
+  count = count + 1
+  out_bytes[count] = n
+  return count
+end
+-- The varints of a policy's capacity, tokens and per, as a state holds them.
+local function scale_text(cap, tokens, per)
+  return char(unpack_(out_bytes, 1, pack(pack(pack(0, cap), tokens), per)))
+end
+
+-- Parsed once per call: a batch names few distinct policies.
+local policy_cache = {}
 local function policy_numbers(id)
-  local kind, cap, tokens, per = string.match(id, '^(%a+):(%d+):(%d+):(%d+)$')
-  return tonumber(cap), tonumber(tokens), tonumber(per), kind == 'lbd'
+  local p = policy_cache[id]
+  if not p then
+    local kind, cap, tokens, per = string.match(id, '^(%a+):(%d+):(%d+):(%d+)$')
+    p = { tonumber(cap), tonumber(tokens), tonumber(per), kind == 'lbd' }
+    p[5] = scale_text(p[1], p[2], p[3])
+    policy_cache[id] = p
+  end
+  return p[1], p[2], p[3], p[4], p[5]
+end
+
+-- Decimal text of an integer (string.format costs about a µs; a batch repeats the same few TTLs).
+local text_cache = {}
+local function int_text(n)
+  local s = text_cache[n]
+  if not s then
+    s = string.format('%.0f', n)
+    text_cache[n] = s
+  end
+  return s
 end
 
 -- A state is six unsigned base-128 varints (low 7 bits first, high bit = more bytes follow): tat, frac,
 -- capacity, tokens, per, and zigzag(tat - epoch); 12 bytes for a typical bucket, which keeps a key under
 -- 100 bytes of MEMORY USAGE. Five varints is the layout of earlier releases (no epoch): read as epoch 0.
-local function read_state(key)
+-- Integer arithmetic below stays exact: every value is an integer below 2^53. scale is scale_text of the
+-- policy now in force (cap, tokens, per): a state under it is read without decoding those three.
+local function read_state(key, cap, tokens, per, scale)
   local raw = redis.call('GET', key)
   if not raw then return nil end
-  local bytes = { string.byte(raw, 1, -1) }
-  local v, n, scale = {}, 0, 1
-  for i = 1, #bytes do
-    local b = bytes[i]
-    if b >= 128 then
-      n = n + (b - 128) * scale
-      scale = scale * 128
-    else
-      v[#v + 1] = n + b * scale
-      n, scale = 0, 1
+  -- The common state: a 6-byte tat, a 1-byte frac, the policy's own scale, then the epoch's age if any.
+  local b1, b2, b3, b4, b5, b6, b7 = byte(raw, 1, 7)
+  if b7 and b7 < 128 and b6 < 128 and b5 >= 128 and b4 >= 128 and b3 >= 128 and b2 >= 128 and b1 >= 128 then
+    local after = 8 + #scale
+    if sub(raw, 8, after - 1) == scale then
+      local tat = b1 - 128 + (b2 - 128) * 128 + (b3 - 128) * 16384 + (b4 - 128) * 2097152
+        + (b5 - 128) * 268435456 + b6 * 34359738368
+      local last = #raw
+      if last < after then return { tat, b7, cap, tokens, per, 0 } end
+      local z, weight = 0, 1
+      for i = after, last do
+        local b = byte(raw, i)
+        if b >= 128 then
+          z = z + (b - 128) * weight
+          weight = weight * 128
+        else
+          if i ~= last then return nil end
+          z = z + b * weight
+          local age = z % 2 == 0 and z / 2 or -(z + 1) / 2
+          return { tat, b7, cap, tokens, per, tat - age }
+        end
+      end
+      return nil
     end
   end
-  if scale ~= 1 then return nil end
-  if #v == 5 then return { v[1], v[2], v[3], v[4], v[5], 0 } end
-  if #v ~= 6 then return nil end
-  local z = v[6]
-  local age = math.fmod(z, 2) == 0 and z / 2 or -(z + 1) / 2
-  return { v[1], v[2], v[3], v[4], v[5], v[1] - age }
-end
-
-local function pack(out, n)
-  while n >= 128 do
-    out[#out + 1] = 128 + math.fmod(n, 128)
-    n = math.floor(n / 128)
+  -- Any other state, of any layout.
+  local v, count, n, weight = {}, 0, 0, 1
+  for i = 1, #raw do
+    local b = byte(raw, i)
+    if b >= 128 then
+      n = n + (b - 128) * weight
+      weight = weight * 128
+    else
+      count = count + 1
+      v[count] = n + b * weight
+      n, weight = 0, 1
+    end
   end
-  out[#out + 1] = n
+  if weight ~= 1 then return nil end
+  if count == 5 then
+    v[6] = 0
+    return v
+  end
+  if count ~= 6 then return nil end
+  local z = v[6]
+  local age = z % 2 == 0 and z / 2 or -(z + 1) / 2
+  v[6] = v[1] - age
+  return v
 end
 
--- age false: no registry change could ever apply before this write, so no epoch is needed (five varints).
-local function encode_state(tat, frac, cap, tokens, per, age)
-  local out = {}
-  pack(out, tat)
-  pack(out, frac)
-  pack(out, cap)
-  pack(out, tokens)
-  pack(out, per)
-  if age then pack(out, age >= 0 and 2 * age or -2 * age - 1) end
-  return string.char(unpack(out))
+-- scale: scale_text of the state's policy. age false: no registry change could ever apply before this
+-- write, so no epoch is needed (five varints).
+local function encode_state(tat, frac, scale, age)
+  local head = char(unpack_(out_bytes, 1, pack(pack(0, tat), frac)))
+  if not age then return head .. scale end
+  return head .. scale .. char(unpack_(out_bytes, 1, pack(0, age >= 0 and 2 * age or -2 * age - 1)))
 end
 
 local function same_scale(st, cap, tokens, per)
