@@ -163,6 +163,28 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
   const toDecision = (outcome: Outcome, cost: number): Decision =>
     summarize(outcome.levels, outcome.allowed, cost, outcome.tier, outcome.now, outcome.degraded)
 
+  /** check() without the Promise when the store answers in this process (its errors are thrown, not rejected). */
+  function checkNow(subject: Subject, checkOptions?: CheckOptions): Decision | Promise<Decision> {
+    const cost = checkOptions?.cost === undefined ? 1 : parseCost(checkOptions.cost)
+    const keys = subjectKeys(levels, subject)
+    const tier = checkOptions?.tier
+    if (tier !== undefined && !config.tiers.has(tier)) throw unknownTier(config.tiers.keys(), 'tier', tier)
+    const request: DecideRequest = { book: tierBook.current, keys, cost, tier }
+    const started = listeners.size ? performance.now() : 0
+    const pending = decide(request)
+    if ('then' in pending) return pending.then((outcome) => finish(outcome, cost, tier, started))
+    return finish(pending, cost, tier, started)
+  }
+  function finish(outcome: Outcome, cost: number, tier: string | undefined, started: number): Decision {
+    const decision = toDecision(outcome, cost)
+    if (tier !== undefined) forcedTiers.set(decision, tier)
+    if (listeners.size) {
+      const storeMs = performance.now() - started
+      emit({ type: 'decision', decision, storeMs })
+    }
+    return decision
+  }
+
   const limiter: Limiter = {
     name: config.name,
     levels: levelNames,
@@ -171,21 +193,8 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     },
 
     async check(subject: Subject, checkOptions?: CheckOptions) {
-      const cost = checkOptions?.cost === undefined ? 1 : parseCost(checkOptions.cost)
-      const keys = subjectKeys(levels, subject)
-      const tier = checkOptions?.tier
-      if (tier !== undefined && !config.tiers.has(tier)) throw unknownTier(config.tiers.keys(), 'tier', tier)
-      const request: DecideRequest = { book: tierBook.current, keys, cost, tier }
-      const started = listeners.size ? performance.now() : 0
-      const pending = decide(request)
-      const outcome = 'then' in pending ? await pending : pending
-      const decision = toDecision(outcome, cost)
-      if (tier !== undefined) forcedTiers.set(decision, tier)
-      if (listeners.size) {
-        const storeMs = performance.now() - started
-        emit({ type: 'decision', decision, storeMs })
-      }
-      return decision
+      const pending = checkNow(subject, checkOptions)
+      return 'then' in pending ? await pending : pending
     },
 
     async refund(decision) {
@@ -224,5 +233,16 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       listeners.clear()
     },
   }
+  // Hidden from spreads and wrappers: the HTTP gate uses it only while `check` is still this limiter's own.
+  Object.defineProperty(limiter, CHECK_NOW, { value: { check: limiter.check, now: checkNow } })
   return limiter
+}
+
+const CHECK_NOW = Symbol('tollgate.checkNow')
+type CheckNow = (subject: Subject, options?: CheckOptions) => Decision | Promise<Decision>
+
+/** The limiter's check without a Promise for in-process answers, or undefined when check is not createLimiter's. */
+export function checkNowOf(limiter: Limiter): CheckNow | undefined {
+  const own = (limiter as { [CHECK_NOW]?: { check: unknown; now: CheckNow } })[CHECK_NOW]
+  return own !== undefined && own.check === limiter.check ? own.now : undefined
 }

@@ -41,19 +41,28 @@ export function rateLimit(options: ExpressRateLimitOptions = {}): RequestHandler
   const gate = createHttpGate<Request>(options, { adapterOptions: ['handler'] })
   const handler = options.handler
 
-  async function respond(outcome: HttpOutcome, req: Request, res: Response, next: NextFunction) {
+  // Synchronous when the gate decided without waiting: the request reaches next() on the same tick.
+  function respond(outcome: HttpOutcome, req: Request, res: Response, next: NextFunction): unknown {
     if (outcome.action === 'skip') return next()
     req.rateLimit = outcome.decision ?? req.rateLimit
     for (const [name, value] of outcome.headers) res.setHeader(name, value)
-    if (outcome.action === 'pass') return (await admit(outcome, res)) ? next() : undefined
+    if (outcome.action === 'pass') {
+      const admitted = admit(outcome, res)
+      if (typeof admitted === 'boolean') return admitted ? next() : undefined
+      return admitted.then((passed) => (passed ? next() : undefined))
+    }
     if (handler && outcome.decision) return handler(req, res, outcome.decision)
     res.status(outcome.status).type(outcome.contentType).send(JSON.stringify(outcome.body))
   }
 
   return (req, res, next) => {
-    gate(req, clientInfo(req))
-      .then((outcome) => respond(outcome, req, res, next))
-      .catch(next)
+    const outcome = gate(req, clientInfo(req))
+    if ('then' in outcome) {
+      outcome.then((o) => respond(o, req, res, next)).catch(next)
+      return
+    }
+    const done = respond(outcome, req, res, next) as PromiseLike<unknown> | undefined
+    if (done && typeof done.then === 'function') done.then(undefined, next)
   }
 }
 
