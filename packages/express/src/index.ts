@@ -4,6 +4,7 @@ import {
   type Decision,
   type HttpLimitOptions,
   type HttpOutcome,
+  problemJson,
 } from '@tollgate/core/http'
 import { admit } from '@tollgate/core/node'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
@@ -52,7 +53,7 @@ export function rateLimit(options: ExpressRateLimitOptions = {}): RequestHandler
       return admitted.then((passed) => (passed ? next() : undefined))
     }
     if (handler && outcome.decision) return handler(req, res, outcome.decision)
-    res.status(outcome.status).type(outcome.contentType).send(JSON.stringify(outcome.body))
+    res.status(outcome.status).type(outcome.contentType).send(problemJson(outcome.body))
   }
 
   return (req, res, next) => {

@@ -6,6 +6,7 @@ import {
   type HttpLimitOptions,
   type HttpOutcome,
   invalid,
+  problemJson,
   routeOverScope,
   withSharedLimiter,
 } from '@tollgate/core/http'
@@ -71,7 +72,7 @@ function limitHook(options: FastifyRouteRateLimitOptions): onRequestHookHandler 
       const decision = outcome.decision
       return Promise.resolve(handler(request, reply, decision)).then(() => reply)
     }
-    return reply.code(outcome.status).type(outcome.contentType).send(JSON.stringify(outcome.body))
+    return reply.code(outcome.status).type(outcome.contentType).send(problemJson(outcome.body))
   }
   return function tollgate(request, reply, done) {
     const outcome = gate(request, clientInfo(request))

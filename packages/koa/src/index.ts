@@ -4,6 +4,7 @@ import {
   type Decision,
   type HttpLimitOptions,
   type HttpOutcome,
+  problemJson,
 } from '@tollgate/core/http'
 import { admit } from '@tollgate/core/node'
 import type { Context, Middleware, Next } from 'koa'
@@ -43,7 +44,7 @@ export function rateLimit(options: KoaRateLimitOptions = {}): Middleware {
     if (handler && outcome.decision) return handler(ctx, outcome.decision)
     ctx.status = outcome.status
     ctx.type = outcome.contentType
-    ctx.body = JSON.stringify(outcome.body)
+    ctx.body = problemJson(outcome.body)
   }
 
   return function tollgate(ctx: Context, next: Next) {
