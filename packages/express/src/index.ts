@@ -28,10 +28,11 @@ export interface ExpressRateLimitOptions extends HttpLimitOptions<Request> {
 
 /** What Express resolved about the client under its own `trust proxy` setting. */
 function clientInfo(req: Request): ClientInfo {
-  const forwarded = req.headers['x-forwarded-for'] !== undefined
+  // The trust setting matters only when the header came: most requests skip the lookup.
+  if (req.headers['x-forwarded-for'] === undefined) return { ip: req.ip, untrustedForwardedFor: false }
   const trusts = req.app.get('trust proxy fn') as ((address: string, hop: number) => boolean) | undefined
   const peerTrusted = trusts ? trusts(req.socket.remoteAddress ?? '', 0) : false
-  return { ip: req.ip, untrustedForwardedFor: forwarded && !peerTrusted }
+  return { ip: req.ip, untrustedForwardedFor: !peerTrusted }
 }
 
 /**
