@@ -238,5 +238,16 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       listeners.clear()
     },
   }
+  // Hidden from spreads and wrappers: the HTTP gate uses it only while `check` is still this limiter's own.
+  Object.defineProperty(limiter, CHECK_NOW, { value: { check: limiter.check, now: checkNow } })
   return limiter
+}
+
+const CHECK_NOW = Symbol('tollgate.checkNow')
+type CheckNow = (subject: Subject, options?: CheckOptions) => Decision | Promise<Decision>
+
+/** The limiter's check without a Promise for in-process answers, or undefined when check is not createLimiter's. */
+export function checkNowOf(limiter: Limiter): CheckNow | undefined {
+  const own = (limiter as { [CHECK_NOW]?: { check: unknown; now: CheckNow } })[CHECK_NOW]
+  return own !== undefined && own.check === limiter.check ? own.now : undefined
 }

@@ -74,18 +74,56 @@ function effectiveWindowSeconds(level: LevelDecision): number | undefined {
   return Number.isFinite(ms) ? seconds(ms) : undefined
 }
 
+// Level names and policies come from the limiter's configuration: their header text is built once, not per request.
+const quotedNames = new Map<string, string>()
+function quotedName(name: string): string {
+  let quoted = quotedNames.get(name)
+  if (quoted === undefined) {
+    quoted = sfString(name)
+    // Stryker disable next-line all: the bound changes memory only, never a header
+    if (quotedNames.size >= 10_000) quotedNames.clear()
+    quotedNames.set(name, quoted)
+  }
+  return quoted
+}
+
+interface PolicyText {
+  readonly level: string
+  readonly limit: number
+  readonly item: string
+}
+const policyTexts = new WeakMap<object, PolicyText>()
 function policyItem(level: LevelDecision): string {
+  const known = policyTexts.get(level.policy)
+  if (known !== undefined && known.level === level.level && known.limit === level.limit) return known.item
   const w = windowSeconds(level.policy)
-  return `${sfString(level.level)};q=${level.limit}${w === undefined ? '' : `;w=${w}`}`
+  const item = `${quotedName(level.level)};q=${level.limit}${w === undefined ? '' : `;w=${w}`}`
+  policyTexts.set(level.policy, { level: level.level, limit: level.limit, item })
+  return item
 }
 
 function stateItem(level: LevelDecision): string {
   const t = effectiveWindowSeconds(level)
-  return `${sfString(level.level)};r=${level.remaining}${t === undefined ? '' : `;t=${t}`}`
+  return t === undefined
+    ? `${quotedName(level.level)};r=${level.remaining}`
+    : `${quotedName(level.level)};r=${level.remaining};t=${t}`
 }
 
-function bindingLevel(decision: Decision): LevelDecision | undefined {
-  return decision.levels.find((l) => l.level === decision.binding) ?? decision.levels[0]
+function bindingLevel(decision: Decision): LevelDecision {
+  const levels = decision.levels
+  for (let i = 0; i < levels.length; i++) if (levels[i]!.level === decision.binding) return levels[i]!
+  return levels[0]!
+}
+
+/** The older forms' figures, from the binding level. */
+function bindingFigures(decision: Decision) {
+  const binding = bindingLevel(decision)
+  const w = windowSeconds(binding.policy)
+  return {
+    binding,
+    policyShort: `${binding.limit}${w === undefined ? '' : `;w=${w}`}`,
+    reset: effectiveWindowSeconds(binding),
+  }
 }
 
 /** The headers for a decision: one format (`'ietf'`), several in the order given, or false (Retry-After only). */
@@ -97,45 +135,59 @@ export function rateLimitHeaders(
   const pairs: HeaderPair[] = []
   const levels = decision.levels
   if (levels.length > 0) {
-    const binding = bindingLevel(decision)!
-    const w = windowSeconds(binding.policy)
-    const policyShort = `${binding.limit}${w === undefined ? '' : `;w=${w}`}`
-    const reset = effectiveWindowSeconds(binding)
+    let figures: ReturnType<typeof bindingFigures> | undefined
     let named = false
     for (const format of formats) {
       switch (format) {
         case 'ietf':
-        case 'draft-8':
+        case 'draft-8': {
           if (named) break
           named = true
-          pairs.push(['RateLimit-Policy', levels.map(policyItem).join(', ')])
-          pairs.push(['RateLimit', levels.map(stateItem).join(', ')])
+          let policy = policyItem(levels[0]!)
+          let state = stateItem(levels[0]!)
+          for (let i = 1; i < levels.length; i++) {
+            policy += `, ${policyItem(levels[i]!)}`
+            state += `, ${stateItem(levels[i]!)}`
+          }
+          pairs.push(['RateLimit-Policy', policy], ['RateLimit', state])
           break
-        case 'draft-7':
-          pairs.push(['RateLimit-Policy', policyShort])
+        }
+        case 'draft-7': {
+          figures ??= bindingFigures(decision)
+          const { binding, reset } = figures
+          pairs.push(['RateLimit-Policy', figures.policyShort])
           pairs.push([
             'RateLimit',
             `limit=${binding.limit}, remaining=${binding.remaining}${reset === undefined ? '' : `, reset=${reset}`}`,
           ])
           break
-        case 'draft-6':
-          pairs.push(['RateLimit-Policy', policyShort])
+        }
+        case 'draft-6': {
+          figures ??= bindingFigures(decision)
+          const { binding, reset } = figures
+          pairs.push(['RateLimit-Policy', figures.policyShort])
           pairs.push(['RateLimit-Limit', String(binding.limit)])
           pairs.push(['RateLimit-Remaining', String(binding.remaining)])
           if (reset !== undefined) pairs.push(['RateLimit-Reset', String(reset)])
           break
-        case 'legacy':
+        }
+        case 'legacy': {
+          figures ??= bindingFigures(decision)
+          const { binding } = figures
           pairs.push(['X-RateLimit-Limit', String(binding.limit)])
           pairs.push(['X-RateLimit-Remaining', String(binding.remaining)])
           if (Number.isFinite(binding.resetAfterMs)) {
             pairs.push(['X-RateLimit-Reset', String(Math.ceil((decision.now + binding.resetAfterMs) / 1000))])
           }
           break
+        }
       }
     }
   }
-  const retryAfter = retryAfterSeconds(decision)
-  if (retryAfter !== undefined) pairs.push(['Retry-After', String(retryAfter)])
+  if (!decision.allowed) {
+    const retryAfter = retryAfterSeconds(decision)
+    if (retryAfter !== undefined) pairs.push(['Retry-After', String(retryAfter)])
+  }
   return pairs
 }
 

@@ -110,8 +110,11 @@ export interface RefuseOutcome {
 /** The adapter's next move. */
 export type HttpOutcome = SkipOutcome | PassOutcome | RefuseOutcome
 
-/** The shared request handler behind every adapter; adapters only read the request and write the response. */
-export type HttpGate<Req> = (req: Req, client: ClientInfo) => Promise<HttpOutcome>
+/**
+ * The shared request handler behind every adapter; adapters only read the request and write the response.
+ * It returns the outcome itself when nothing had to wait (an in-process store, sync options), else a Promise.
+ */
+export type HttpGate<Req> = (req: Req, client: ClientInfo) => MaybePromise<HttpOutcome>
 
 /** The adapter's own options, accepted beside the shared ones (e.g. `handler`). */
 export interface HttpGateContext {

@@ -1,13 +1,19 @@
+import { checkNowOf } from './create-limiter.js'
 import type { Decision } from './decision.js'
 import { ErrorCode, invalid, TollgateError } from './errors.js'
 import { type HeaderPair, headerFormats, rateLimitHeaders } from './headers.js'
 import { assertKnownOptions, limiterFromOptions, parseAllowList } from './http-options.js'
 import {
+  type ClientInfo,
   type HttpGate,
   type HttpGateContext,
   type HttpLimitOptions,
+  type HttpOutcome,
   type HttpWarning,
   HttpWarningCode,
+  type Identity,
+  type MaybePromise,
+  type RefuseOutcome,
   type SkipOutcome,
   UNEXPECTED_FORWARDED_FOR,
 } from './http-types.js'
@@ -19,17 +25,19 @@ import { invalidRequestProblem, PROBLEM_CONTENT_TYPE, refusalProblem } from './p
 export type { ClientInfo, HttpLimitOptions, HttpOutcome } from './http-types.js'
 export { UNEXPECTED_FORWARDED_FOR }
 
-/** What the gates have done on one request (keyed by the framework's request object). */
+/** What the gates have done on one request, kept on the framework's request object. */
 interface RequestRecord {
   readonly limiters: Limiter[]
   headers: HeaderPair[]
 }
+const RECORD = Symbol('tollgate.request')
+type Recorded = { [RECORD]?: RequestRecord }
+const NO_HEADERS: HeaderPair[] = []
 interface ResolvedIdentity {
   subject: Subject | undefined
   tier: string | undefined
   cost: number
 }
-const records = new WeakMap<object, RequestRecord>()
 const SKIP: SkipOutcome = Object.freeze({ action: 'skip' })
 const mergeable = new Set(['ratelimit-policy', 'ratelimit'])
 
@@ -134,13 +142,22 @@ export function createHttpGate<Req>(
     }
   }
 
-  // Without functions to call, the identity is the same every time: no Promise per request for it.
+  // Without functions to call, the identity is the same every time: nothing to build per request for it.
   const fixedIdentity =
     identify || subject || typeof tier === 'function' || typeof cost === 'function'
       ? undefined
       : ({ subject: undefined, tier, cost: cost ?? 1 } as ResolvedIdentity)
-  async function identifyRequest(req: Req): Promise<ResolvedIdentity> {
-    const id = identify ? await identify(req) : undefined
+  const fixedCheckOptions: CheckOptions | undefined =
+    fixedIdentity &&
+    (fixedIdentity.tier === undefined
+      ? { cost: fixedIdentity.cost }
+      : { cost: fixedIdentity.cost, tier: fixedIdentity.tier })
+  // Each step waits only when a function returned a Promise: sync options keep the request on one tick.
+  function identifyRequest(req: Req): MaybePromise<ResolvedIdentity> {
+    const id = identify ? identify(req) : undefined
+    return isThenable(id) ? id.then((found) => withIdentity(req, found)) : withIdentity(req, id)
+  }
+  function withIdentity(req: Req, id: Identity | undefined): MaybePromise<ResolvedIdentity> {
     if (id !== undefined && (typeof id !== 'object' || id === null))
       throw invalid(
         ErrorCode.InvalidSubject,
@@ -148,11 +165,29 @@ export function createHttpGate<Req>(
         id,
         'an object { subject, tier?, cost? } or undefined',
       )
-    return {
-      subject: id ? id.subject : subject ? await subject(req) : undefined,
-      tier: id?.tier ?? (typeof tier === 'function' ? await tier(req) : tier),
-      cost: id?.cost ?? (typeof cost === 'function' ? await cost(req) : (cost ?? 1)),
-    }
+    const found = id ? id.subject : subject ? subject(req) : undefined
+    return isThenable(found) ? found.then((s) => withSubject(req, id, s)) : withSubject(req, id, found)
+  }
+  function withSubject(
+    req: Req,
+    id: Identity | undefined,
+    found: Subject | undefined,
+  ): MaybePromise<ResolvedIdentity> {
+    const named = id?.tier ?? (typeof tier === 'function' ? tier(req) : tier)
+    return isThenable(named)
+      ? named.then((t) => withTier(req, id, found, t))
+      : withTier(req, id, found, named)
+  }
+  function withTier(
+    req: Req,
+    id: Identity | undefined,
+    found: Subject | undefined,
+    named: string | undefined,
+  ): MaybePromise<ResolvedIdentity> {
+    const tokens = id?.cost ?? (typeof cost === 'function' ? cost(req) : (cost ?? 1))
+    return isThenable(tokens)
+      ? tokens.then((c): ResolvedIdentity => ({ subject: found, tier: named, cost: c }))
+      : { subject: found, tier: named, cost: tokens }
   }
 
   /** Headers after any earlier gate's on this request: IETF lists joined, Retry-After the longest wait. */
@@ -183,53 +218,39 @@ export function createHttpGate<Req>(
     return record.headers
   }
 
-  return async (req, client) => {
-    if (skip && (await skip(req))) return SKIP
-    if (client.untrustedForwardedFor) {
-      warnOnce(
-        UNEXPECTED_FORWARDED_FOR,
-        'An X-Forwarded-For header arrived but the framework does not trust proxies, so every client behind the proxy ' +
-          'shares the proxy address. If the app is behind a proxy, enable trust proxy in the framework; the header is never trusted otherwise.',
-      )
+  const checkNow = checkNowOf(limiter)
+  const invalidRequest = (error: unknown): RefuseOutcome => {
+    if (!isClientError(error)) throw error
+    return {
+      action: 'refuse',
+      decision: undefined,
+      headers: [],
+      status: 400,
+      contentType: PROBLEM_CONTENT_TYPE,
+      body: invalidRequestProblem(error.message, error.field, error.code),
     }
-    if (!allow.empty && allow.address(client.ip)) return SKIP
-    let record = records.get(req as object)
-    if (record?.limiters.includes(limiter)) {
-      warnOnce(
-        HttpWarningCode.DoubleCount,
-        'One limiter was used twice on one request (e.g. app.use and a route); the second use charged nothing. ' +
-          'Give the route a limiter of its own, or set the cost in the first one.',
-      )
-      return SKIP
+  }
+
+  function checkRequest(req: Req, client: ClientInfo, id: ResolvedIdentity): MaybePromise<HttpOutcome> {
+    let key = id.subject ?? (client.ip ? ipKey(client.ip, ipv6Subnet) : 'unknown-client')
+    if (!allow.empty && allow.key(key)) return SKIP
+    let record = (req as Recorded)[RECORD]
+    if (record) record.limiters.push(limiter)
+    else (req as Recorded)[RECORD] = record = { limiters: [limiter], headers: NO_HEADERS }
+    let checkOptions = fixedCheckOptions
+    if (checkOptions === undefined) {
+      checkOptions = { cost: id.cost }
+      if (id.tier !== undefined) checkOptions.tier = id.tier
     }
-    let decision: Decision
-    try {
-      const id = fixedIdentity ?? (await identifyRequest(req))
-      let key = id.subject ?? (client.ip ? ipKey(client.ip, ipv6Subnet) : 'unknown-client')
-      if (!allow.empty && allow.key(key)) return SKIP
-      if (!record) {
-        record = { limiters: [], headers: [] }
-        records.set(req as object, record)
-      }
-      record.limiters.push(limiter)
-      const checkOptions: CheckOptions = { cost: id.cost }
-      if (id.tier !== undefined) {
-        checkOptions.tier = id.tier
-        key = scopeSubject(key, id.tier)
-      }
-      decision = await limiter.check(key, checkOptions)
-    } catch (error) {
-      if (!isClientError(error)) throw error
-      const body = invalidRequestProblem(error.message, error.field, error.code)
-      return {
-        action: 'refuse',
-        decision: undefined,
-        headers: [],
-        status: 400,
-        contentType: PROBLEM_CONTENT_TYPE,
-        body,
-      }
-    }
+    if (id.tier !== undefined) key = scopeSubject(key, id.tier)
+    const decided = checkNow ? checkNow(key, checkOptions) : limiter.check(key, checkOptions)
+    const done = record
+    return isThenable(decided)
+      ? decided.then((decision) => outcomeOf(req, done, decision), invalidRequest)
+      : outcomeOf(req, done, decided)
+  }
+
+  function outcomeOf(req: Req, record: RequestRecord, decision: Decision): HttpOutcome {
     const headers = mergeHeaders(record, rateLimitHeaders(decision, formats))
     if (decision.allowed) {
       const abandon = decision.delayMs > 0 ? () => refund(decision) : undefined
@@ -255,6 +276,52 @@ export function createHttpGate<Req>(
       body,
     }
   }
+
+  function afterSkip(req: Req, client: ClientInfo): MaybePromise<HttpOutcome> {
+    if (client.untrustedForwardedFor) {
+      warnOnce(
+        UNEXPECTED_FORWARDED_FOR,
+        'An X-Forwarded-For header arrived but the framework does not trust proxies, so every client behind the proxy ' +
+          'shares the proxy address. If the app is behind a proxy, enable trust proxy in the framework; the header is never trusted otherwise.',
+      )
+    }
+    if (!allow.empty && allow.address(client.ip)) return SKIP
+    if ((req as Recorded)[RECORD]?.limiters.includes(limiter)) {
+      warnOnce(
+        HttpWarningCode.DoubleCount,
+        'One limiter was used twice on one request (e.g. app.use and a route); the second use charged nothing. ' +
+          'Give the route a limiter of its own, or set the cost in the first one.',
+      )
+      return SKIP
+    }
+    try {
+      if (fixedIdentity) return checkRequest(req, client, fixedIdentity)
+      const id = identifyRequest(req)
+      return isThenable(id)
+        ? id.then((found) => checkRequest(req, client, found)).catch(invalidRequest)
+        : checkRequest(req, client, id)
+    } catch (error) {
+      return invalidRequest(error)
+    }
+  }
+
+  // Returns the outcome itself when nothing had to wait (in-process store, sync options); a Promise otherwise.
+  return (req, client) => {
+    try {
+      if (!skip) return afterSkip(req, client)
+      const skipped = skip(req)
+      if (!isThenable(skipped)) return skipped ? SKIP : afterSkip(req, client)
+      return skipped.then((yes) => (yes ? SKIP : afterSkip(req, client)))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+}
+
+function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return (
+    typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
+  )
 }
 
 function booleanOption(options: object, field: string): boolean {

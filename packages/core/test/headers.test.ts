@@ -5,6 +5,7 @@ import {
   ErrorCode,
   headerFormats,
   normalizePolicy,
+  problemJson,
   QUOTA_EXCEEDED_TYPE,
   REDUCED_CAPACITY_TYPE,
   rateLimitHeaders,
@@ -180,5 +181,23 @@ describe('refusalProblem', () => {
     const body = refusalProblem(decision)
     expect(body).toMatchObject({ type: REDUCED_CAPACITY_TYPE, status: 503 })
     expect(JSON.stringify(body)).not.toContain('connection refused')
+  })
+})
+
+describe('problemJson', () => {
+  it('is JSON.stringify of the body, also for a body changed after it was sent once', async () => {
+    const refused = (await chainDecisions())[10]!
+    const body = refusalProblem(refused)
+    expect(problemJson(body)).toBe(JSON.stringify(body))
+    expect(problemJson(refusalProblem(refused))).toBe(JSON.stringify(body))
+    body.detail = 'changed'
+    ;(body['violated-policies'] as string[]).push('org')
+    expect(problemJson(body)).toBe(JSON.stringify(body))
+    const other = refusalProblem(refused, '/x')
+    expect(problemJson(other)).toBe(JSON.stringify(other))
+    const nested = { type: 'about:blank', title: 'Bad Request', status: 400, extra: { n: 1 } }
+    expect(problemJson(nested)).toBe(JSON.stringify(nested))
+    nested.extra.n = 2
+    expect(problemJson(nested)).toBe(JSON.stringify(nested))
   })
 })

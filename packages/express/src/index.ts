@@ -4,6 +4,7 @@ import {
   type Decision,
   type HttpLimitOptions,
   type HttpOutcome,
+  problemJson,
 } from '@tollgate/core/http'
 import { admit } from '@tollgate/core/node'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
@@ -27,10 +28,11 @@ export interface ExpressRateLimitOptions extends HttpLimitOptions<Request> {
 
 /** What Express resolved about the client under its own `trust proxy` setting. */
 function clientInfo(req: Request): ClientInfo {
-  const forwarded = req.headers['x-forwarded-for'] !== undefined
+  // The trust setting matters only when the header came: most requests skip the lookup.
+  if (req.headers['x-forwarded-for'] === undefined) return { ip: req.ip, untrustedForwardedFor: false }
   const trusts = req.app.get('trust proxy fn') as ((address: string, hop: number) => boolean) | undefined
   const peerTrusted = trusts ? trusts(req.socket.remoteAddress ?? '', 0) : false
-  return { ip: req.ip, untrustedForwardedFor: forwarded && !peerTrusted }
+  return { ip: req.ip, untrustedForwardedFor: !peerTrusted }
 }
 
 /**
@@ -41,19 +43,28 @@ export function rateLimit(options: ExpressRateLimitOptions = {}): RequestHandler
   const gate = createHttpGate<Request>(options, { adapterOptions: ['handler'] })
   const handler = options.handler
 
-  async function respond(outcome: HttpOutcome, req: Request, res: Response, next: NextFunction) {
+  // Synchronous when the gate decided without waiting: the request reaches next() on the same tick.
+  function respond(outcome: HttpOutcome, req: Request, res: Response, next: NextFunction): unknown {
     if (outcome.action === 'skip') return next()
     req.rateLimit = outcome.decision ?? req.rateLimit
     for (const [name, value] of outcome.headers) res.setHeader(name, value)
-    if (outcome.action === 'pass') return (await admit(outcome, res)) ? next() : undefined
+    if (outcome.action === 'pass') {
+      const admitted = admit(outcome, res)
+      if (typeof admitted === 'boolean') return admitted ? next() : undefined
+      return admitted.then((passed) => (passed ? next() : undefined))
+    }
     if (handler && outcome.decision) return handler(req, res, outcome.decision)
-    res.status(outcome.status).type(outcome.contentType).send(JSON.stringify(outcome.body))
+    res.status(outcome.status).type(outcome.contentType).send(problemJson(outcome.body))
   }
 
   return (req, res, next) => {
-    gate(req, clientInfo(req))
-      .then((outcome) => respond(outcome, req, res, next))
-      .catch(next)
+    const outcome = gate(req, clientInfo(req))
+    if ('then' in outcome) {
+      outcome.then((o) => respond(o, req, res, next)).catch(next)
+      return
+    }
+    const done = respond(outcome, req, res, next) as PromiseLike<unknown> | undefined
+    if (done && typeof done.then === 'function') done.then(undefined, next)
   }
 }
 

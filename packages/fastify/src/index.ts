@@ -4,7 +4,9 @@ import {
   type Decision,
   ErrorCode,
   type HttpLimitOptions,
+  type HttpOutcome,
   invalid,
+  problemJson,
   routeOverScope,
   withSharedLimiter,
 } from '@tollgate/core/http'
@@ -14,7 +16,7 @@ import type {
   FastifyPluginAsync,
   FastifyReply,
   FastifyRequest,
-  onRequestAsyncHookHandler,
+  onRequestHookHandler,
 } from 'fastify'
 import fp from 'fastify-plugin'
 
@@ -48,24 +50,35 @@ function clientInfo(request: FastifyRequest): ClientInfo {
   return { ip: request.ip, untrustedForwardedFor: forwarded && (!ips || ips.length < 2) }
 }
 
-function limitHook(options: FastifyRouteRateLimitOptions): onRequestAsyncHookHandler {
+const noop = () => {}
+
+/** A callback-style hook: done() on the same tick when the gate decided without waiting, else a Promise. */
+function limitHook(options: FastifyRouteRateLimitOptions): onRequestHookHandler {
   const gate = createHttpGate<FastifyRequest>(options, { adapterOptions: ['handler'] })
   const handler = options.handler
-  return async function tollgate(request, reply) {
-    const outcome = await gate(request, clientInfo(request))
-    if (outcome.action === 'skip') return
+  function respond(outcome: HttpOutcome, request: FastifyRequest, reply: FastifyReply, done: () => void) {
+    if (outcome.action === 'skip') return done()
     request.rateLimit = outcome.decision ?? request.rateLimit
     for (const [name, value] of outcome.headers) reply.header(name, value)
     if (outcome.action === 'pass') {
+      const admitted = admit(outcome, reply.raw)
+      if (admitted === true) return done()
       // A client gone during the hold ends the lifecycle here, without the handler.
-      if (!(await admit(outcome, reply.raw))) reply.hijack()
-      return
+      return Promise.resolve(admitted).then((passed) => {
+        if (!passed) reply.hijack()
+      })
     }
     if (handler && outcome.decision) {
-      await handler(request, reply, outcome.decision)
-      return reply
+      const decision = outcome.decision
+      return Promise.resolve(handler(request, reply, decision)).then(() => reply)
     }
-    return reply.code(outcome.status).type(outcome.contentType).send(JSON.stringify(outcome.body))
+    return reply.code(outcome.status).type(outcome.contentType).send(problemJson(outcome.body))
+  }
+  return function tollgate(request, reply, done) {
+    const outcome = gate(request, clientInfo(request))
+    // Settled later, the returned Promise continues the lifecycle, so done is not called as well.
+    if ('then' in outcome) return outcome.then((o) => respond(o, request, reply, noop))
+    return respond(outcome, request, reply, done)
   }
 }
 
@@ -76,7 +89,7 @@ function register(fastify: FastifyInstance, pluginOptions: FastifyRateLimitOptio
   // with some share its limiter (a one-call `limit`/`per` makes one limiter for the whole scope).
   const defaults = withSharedLimiter(options)
   const sharedHook = limitHook(defaults)
-  const routeHooks = new WeakMap<FastifyRouteRateLimitOptions, onRequestAsyncHookHandler>()
+  const routeHooks = new WeakMap<FastifyRouteRateLimitOptions, onRequestHookHandler>()
   const hookFor = (route: FastifyRouteRateLimitOptions) =>
     routeHooks.get(route) ?? routeHooks.set(route, limitHook(routeOverScope(defaults, route))).get(route)!
   if (!fastify.hasRequestDecorator('rateLimit')) fastify.decorateRequest('rateLimit', undefined)
@@ -88,10 +101,10 @@ function register(fastify: FastifyInstance, pluginOptions: FastifyRateLimitOptio
   })
   // A scope hook, not a per-route one: it covers every route of this scope and its children, including
   // routes declared before the plugin finished loading, and no route outside the scope.
-  fastify.addHook('onRequest', function tollgateScope(request, reply) {
+  fastify.addHook('onRequest', function tollgateScope(request, reply, done) {
     const routeOptions = request.routeOptions.config.rateLimit
-    if (routeOptions === false || (routeOptions === undefined && !global)) return Promise.resolve()
-    return (routeOptions ? hookFor(routeOptions) : sharedHook).call(this, request, reply)
+    if (routeOptions === false || (routeOptions === undefined && !global)) return done()
+    return (routeOptions ? hookFor(routeOptions) : sharedHook).call(this, request, reply, done)
   })
 }
 

@@ -1,4 +1,11 @@
-import { type ClientInfo, createHttpGate, type Decision, type HttpLimitOptions } from '@tollgate/core/http'
+import {
+  type ClientInfo,
+  createHttpGate,
+  type Decision,
+  type HttpLimitOptions,
+  type HttpOutcome,
+  problemJson,
+} from '@tollgate/core/http'
 import { admit } from '@tollgate/core/node'
 import type { Context, Middleware, Next } from 'koa'
 
@@ -24,16 +31,25 @@ export function rateLimit(options: KoaRateLimitOptions = {}): Middleware {
   const gate = createHttpGate<Context>(options, { adapterOptions: ['handler'] })
   const handler = options.handler
 
-  return async function tollgate(ctx: Context, next: Next): Promise<void> {
-    const outcome = await gate(ctx, clientInfo(ctx))
+  // Synchronous when the gate decided without waiting: no Promise of its own before next().
+  function respond(outcome: HttpOutcome, ctx: Context, next: Next): unknown {
     if (outcome.action === 'skip') return next()
     ctx.state.rateLimit = outcome.decision ?? ctx.state.rateLimit
-    for (const [name, value] of outcome.headers) ctx.set(name, value)
-    if (outcome.action === 'pass') return (await admit(outcome, ctx.res)) ? next() : undefined
+    for (const [name, value] of outcome.headers) ctx.response.set(name, value)
+    if (outcome.action === 'pass') {
+      const admitted = admit(outcome, ctx.res)
+      if (typeof admitted === 'boolean') return admitted ? next() : undefined
+      return admitted.then((passed) => (passed ? next() : undefined))
+    }
     if (handler && outcome.decision) return handler(ctx, outcome.decision)
     ctx.status = outcome.status
     ctx.type = outcome.contentType
-    ctx.body = JSON.stringify(outcome.body)
+    ctx.body = problemJson(outcome.body)
+  }
+
+  return function tollgate(ctx: Context, next: Next) {
+    const outcome = gate(ctx, clientInfo(ctx))
+    return 'then' in outcome ? outcome.then((o) => respond(o, ctx, next)) : respond(outcome, ctx, next)
   }
 }
 

@@ -39,6 +39,7 @@ export {
   invalidRequestProblem,
   PROBLEM_CONTENT_TYPE,
   type ProblemDetails,
+  problemJson,
   QUOTA_EXCEEDED_TYPE,
   REDUCED_CAPACITY_TYPE,
   refusalProblem,
