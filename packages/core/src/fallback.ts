@@ -16,6 +16,11 @@ interface Seen {
 }
 
 const rememberedTenants = 100_000
+/**
+ * Bounded by count without `max`, which makes lru-cache allocate its arrays for all 100,000 entries up front:
+ * a limiter falls back at the worst moment (a store outage), so its first local decision must be cheap.
+ */
+const grown = { maxSize: rememberedTenants, sizeCalculation: () => 1 }
 
 /**
  * Decides while the shared store is failing, by `onStoreError`:
@@ -35,11 +40,11 @@ export class Fallback {
   private seenCache: LRUCache<string, Seen> | undefined
   private statesCache: LRUCache<string, BucketState> | undefined
   private get seen(): LRUCache<string, Seen> {
-    this.seenCache ??= new LRUCache<string, Seen>({ max: rememberedTenants })
+    this.seenCache ??= new LRUCache<string, Seen>(grown)
     return this.seenCache
   }
   private get states(): LRUCache<string, BucketState> {
-    this.statesCache ??= new LRUCache<string, BucketState>({ max: rememberedTenants })
+    this.statesCache ??= new LRUCache<string, BucketState>(grown)
     return this.statesCache
   }
   /** Shares of policies (by id) for `sharesOf` servers. */
