@@ -175,23 +175,6 @@ export function settleInto(a: Assessment, charge: boolean, into: BucketResult): 
   return charge ? debt : -1
 }
 
-/** Writes into `state` the state owing `debt` sub-units under `policy` (stateFromDebt, in place). */
-export function writeDebt(
-  state: BucketState,
-  debt: number,
-  policy: Policy,
-  origin: number,
-  epoch: number,
-): void {
-  const k = policy.tokens === 0 ? 1 : policy.tokens
-  state.tat = origin + Math.floor(debt / k)
-  state.frac = debt % k
-  state.capacity = policy.capacity
-  state.tokens = policy.tokens
-  state.per = policy.per
-  state.epoch = epoch
-}
-
 /** The state owing `debt` sub-units under `policy`, counted from `origin` (now, or 0 when frozen). */
 export function stateFromDebt(debt: number, policy: Policy, origin: number, epoch = 0): BucketState {
   const k = policy.tokens === 0 ? 1 : policy.tokens

@@ -8,6 +8,9 @@ interface Scale {
   readonly per: number
 }
 
+/** A state to read a slot into (`read` fills every field). */
+export const emptyState = (): BucketState => ({ tat: 0, frac: 0, capacity: 0, tokens: 0, per: 0, epoch: 0 })
+
 const FIRST_SLOTS = 1024
 /** Passed to lru-cache's get, which would otherwise make an options object per call. */
 const getOptions = {}
@@ -125,7 +128,7 @@ export class BucketTable {
   /** Every bucket held, least recently used last, as fresh objects (export, purge); deleting while iterating is safe. */
   *entries(): IterableIterator<[string, BucketState]> {
     for (const [id, slot] of this.slots.entries()) {
-      yield [id, this.read(slot, { tat: 0, frac: 0, capacity: 0, tokens: 0, per: 0, epoch: 0 })]
+      yield [id, this.read(slot, emptyState())]
     }
   }
 

@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache'
 import { advance } from './advance.js'
 import { type Assessment, assess, type BucketState, settleInto, stateTtlMs } from './algorithm.js'
 import { blockRefusals, type RefusalLog } from './block.js'
-import { BucketTable } from './bucket-table.js'
+import { BucketTable, emptyState } from './bucket-table.js'
 import { namespacedId } from './ids.js'
 import { type Clock, InProcessRegistry, monotonicClock } from './in-process-registry.js'
 import type { Policy } from './policy.js'
@@ -41,8 +41,6 @@ const soleServer: FleetMembership = { size: () => 1, leave: () => undefined }
 const noEntries: readonly (TenantEntries | undefined)[] = []
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
-
-const emptyState = (): BucketState => ({ tat: 0, frac: 0, capacity: 0, tokens: 0, per: 0, epoch: 0 })
 
 /** A level's result with every field in place from the start (one object shape for the engine). */
 function levelResult(
