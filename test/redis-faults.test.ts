@@ -11,16 +11,19 @@ import { summary } from './support/summary'
  * local) run at once against the same Redis, each mode on its own keys, while the test SIGKILLs Redis and
  * restarts it (AOF on, so state survives and the script cache does not: NOSCRIPT), then SIGSTOPs it for
  * 10 s and SIGCONTs it; on a Cluster with replicas it SIGKILLs the master of the hot slot and waits for
- * its replica to take over. Checked per mode: every decision returns within the store timeout + 200 ms,
- * no unhandled rejection or throw, open admits and closed refuses while degraded, local admits at most
- * limit / expectedServers per process per outage, shared decisions resume within 1 s of Redis answering
- * again, and the shared total never exceeds what the bucket allows (a reloaded script never double-counts).
+ * its replica to take over. Checked per mode: every decision returns within the store's bound (4 × its
+ * timeout) + 200 ms, no unhandled rejection or throw, open admits and closed refuses while degraded,
+ * local admits at most limit / expectedServers per process per outage, shared decisions resume within 1 s
+ * of Redis answering again, and the shared total never exceeds what the bucket allows (a reloaded script
+ * never double-counts).
  */
 
 const MODES = ['open', 'closed', 'local'] as const
 type Mode = (typeof MODES)[number]
 const SERVERS_PER_MODE = 2
 const TIMEOUT_MS = 100
+/** The Redis store's cap on a call's wait, in timeouts, while its node keeps answering other calls. */
+const MAX_WAIT_TIMEOUTS = 4
 const COOLDOWN_MS = 250
 const BUCKET_MS = 50
 const LEVELS = ['user', 'org', 'global']
@@ -109,8 +112,10 @@ function checkMode(mode: Mode, reports: HammerReport[], faults: Fault[], label: 
   for (const r of reports) {
     expect(r.unhandled).toEqual([])
     expect(r.thrown).toBe(0)
-    // Every decision came back within the store's timeout plus a generous margin for a loaded machine.
-    expect(r.maxLatencyMs).toBeLessThan(TIMEOUT_MS + 200)
+    // Every decision came back within the store's bound plus a generous margin for a loaded machine: a
+    // call fails once its node answered nothing for the timeout, and after MAX_WAIT_TIMEOUTS × it at most
+    // while the node answers others (its README); a restarted Redis answers the calls ahead of it.
+    expect(r.maxLatencyMs).toBeLessThan(MAX_WAIT_TIMEOUTS * TIMEOUT_MS + 200)
     // The faults were seen, and decided by the configured mode.
     expect(r.degradedAdmitted + r.degradedRefused).toBeGreaterThan(0)
     if (mode === 'open') expect(r.degradedRefused).toBe(0)

@@ -27,7 +27,7 @@ export async function startExample(
     // Refills the tests wait for are let happen with GET /debug/clock, never by sleeping.
     EXAMPLE_TEST_CLOCK: '1',
   }
-  // A loaded machine can take longer than the store's 50 ms default, and the local fallback would then
+  // A loaded machine can take longer than the store's 500 ms default, and the local fallback would then
   // decide (correctly, but not what the contract checks); the outage test gets refused connections at once.
   if (redisUrl) Object.assign(env, { REDIS_URL: redisUrl, REDIS_TIMEOUT_MS: '2000' })
   else delete env.REDIS_URL

@@ -192,10 +192,13 @@ function ioredisClient(client: IoRedis): StoreClient {
     exists: (...keys) => client.exists(...keys),
     listen(channel, onMessage, onListening) {
       // The subscriber may queue: SUBSCRIBE replayed after a reconnect is harmless, unlike a decision.
+      // A single node's ioredis re-subscribes on ready without a rejection handler: a connection dropping
+      // right then left an unhandled rejection. The store subscribes on every ready itself, so that is off.
+      // (A Cluster's subscriber is a connection of ioredis's own, which handles its re-subscription.)
       const subscriber =
         client.isCluster === true
           ? client.duplicate([], { enableOfflineQueue: true })
-          : client.duplicate({ enableOfflineQueue: true })
+          : client.duplicate({ enableOfflineQueue: true, autoResubscribe: false })
       subscriber.on('error', () => {
         // Outages are reported by the decision path; the version check covers what was missed.
       })
