@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache'
 import type { BucketState } from './algorithm.js'
 
 /** The numbers of a policy a state was written under (a Policy has them, so does a snapshot's state). */
-interface Scale {
+export interface Scale {
   readonly capacity: number
   readonly tokens: number
   readonly per: number

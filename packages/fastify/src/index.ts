@@ -1,9 +1,7 @@
 import {
   type ClientInfo,
   createHttpGate,
-  type Decision,
   ErrorCode,
-  type HttpLimitOptions,
   type HttpOutcome,
   invalid,
   problemJson,
@@ -19,28 +17,7 @@ import type {
   onRequestHookHandler,
 } from 'fastify'
 import fp from 'fastify-plugin'
-
-/** What a route may set under `config: { rateLimit: { ... } }`; it is merged over the plugin's options. */
-export interface FastifyRouteRateLimitOptions extends HttpLimitOptions<FastifyRequest> {
-  /** Replaces the refusal response (429, or 503 when the store is down); the headers are already set. */
-  handler?: (request: FastifyRequest, reply: FastifyReply, decision: Decision) => unknown
-}
-
-export interface FastifyRateLimitOptions extends FastifyRouteRateLimitOptions {
-  /** Limit every route of the plugin's scope (default true); false: only routes with `config.rateLimit`. */
-  global?: boolean
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The rate-limit decision for this request, set by `@tollgate/fastify`. */
-    rateLimit?: Decision
-  }
-  interface FastifyContextConfig {
-    /** Per-route options merged over the plugin's, or false to leave the route unlimited. */
-    rateLimit?: FastifyRouteRateLimitOptions | false
-  }
-}
+import type { FastifyRateLimitOptions, FastifyRouteRateLimitOptions } from './options.js'
 
 /** What Fastify resolved about the client under its own `trustProxy` setting. */
 function clientInfo(request: FastifyRequest): ClientInfo {
@@ -116,4 +93,5 @@ const tollgate = fp(plugin, { fastify: '5.x', name: '@tollgate/fastify' })
 
 export default tollgate
 export type { Decision, HeaderFormat, Identity } from '@tollgate/core/http'
+export type { FastifyRateLimitOptions, FastifyRouteRateLimitOptions } from './options.js'
 export { tollgate }
