@@ -38,7 +38,13 @@ pnpm() { npx --yes "pnpm@${PNPM_VERSION}" "$@"; }
 
 pnpm install --frozen-lockfile
 rm -f .tmp/vitest-*.json
-pnpm exec turbo run build typecheck test lint --concurrency=2 --continue=dependencies-successful --output-logs=new-only
+status=0
+pnpm exec turbo run build typecheck test lint --concurrency=2 --continue=dependencies-successful --output-logs=new-only || status=$?
+if [ "$status" != 0 ]; then
+  # The failed tests' names at the end of the log, where a reader of a red run looks first.
+  node scripts/summarize-tests.mjs || true
+  exit "$status"
+fi
 # Packages as users get them: publint and attw on each packed tarball, a consumer of the tarballs installed
 # outside the workspace (tsc node16/nodenext/node10, ESM and CommonJS), and the API reference with no warnings.
 pnpm exec node scripts/check-packages.mjs
