@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import type { BucketState } from './algorithm.js'
+import { namespacedId, splitNamespacedId } from './ids.js'
 
 /** The numbers of a policy a state was written under (a Policy has them, so does a snapshot's state). */
 export interface Scale {
@@ -11,21 +12,45 @@ export interface Scale {
 /** A state to read a slot into (`read` fills every field). */
 export const emptyState = (): BucketState => ({ tat: 0, frac: 0, capacity: 0, tokens: 0, per: 0, epoch: 0 })
 
+/**
+ * The buckets of one (limiter name, level), keyed by the caller's own key: a decision builds no id string,
+ * so a key flood allocates nothing the table keeps beyond the keys it was given.
+ */
+export interface LevelTable {
+  readonly namespace: string
+  readonly level: string
+  /** key → slot; lru-cache's `maxSize` (one unit per entry) grows its arrays with use, where `max` would
+   * allocate them for every key at once, in every table. */
+  readonly slots: LRUCache<string, number>
+}
+
 const FIRST_SLOTS = 1024
 /** Passed to lru-cache's get, which would otherwise make an options object per call. */
 const getOptions = {}
+const one = () => 1
 
 /**
- * The in-process buckets, compact: lru-cache maps a bucket id to a slot, a small integer (no boxing), and a
- * slot's state lives in typed arrays (tat, frac and epoch as doubles, the policy as an index into the
- * policies written so far). No object per bucket: 28 bytes of state beside lru-cache's own entry and the id,
- * where a BucketState object with its boxed doubles took about 100. lru-cache stays the eviction engine;
- * an evicted slot is reused by the next new bucket, so a key flood allocates nothing but the id strings.
+ * The in-process buckets, compact. One lru-cache per (limiter name, level) maps a key to a slot, a small
+ * integer (no boxing), and a slot's state lives in typed arrays shared by every table (tat, frac and epoch
+ * as doubles, the policy as an index into the policies written so far): 28 bytes of state beside
+ * lru-cache's own entry, where a BucketState object with its boxed doubles took about 100.
+ *
+ * lru-cache stays the eviction engine, under one bound for all tables (`maxKeys`): a table at or above its
+ * share (maxKeys / tables) makes room by dropping its own least recently used bucket, one below it takes
+ * the room from the largest table. So a flood of new keys on one level evicts that level's buckets, never
+ * the few, hot buckets of the levels above it. An evicted slot is reused by the next new bucket.
  */
 export class BucketTable {
   readonly maxKeys: number
   evictions = 0
-  private readonly slots: LRUCache<string, number>
+  private readonly tables = new Map<string, LevelTable>()
+  /** The tables of a chain's levels, by the level names array a book holds (one per limiter book). */
+  private readonly byLevels = new WeakMap<readonly string[], LevelTable[]>()
+  private count = 0
+  // The last chain's tables: most decisions in a process are one limiter's.
+  private lastLevels: readonly string[] | undefined
+  private lastNamespace: string | undefined
+  private lastTables: readonly LevelTable[] = []
   private tat: Float64Array
   private frac: Float64Array
   private epoch: Float64Array
@@ -52,24 +77,49 @@ export class BucketTable {
     this.frac = new Float64Array(first)
     this.epoch = new Float64Array(first)
     this.policy = new Uint32Array(first)
-    this.slots = new LRUCache<string, number>({
-      max: maxKeys,
-      dispose: (slot, id, reason) => {
-        this.free.push(slot)
-        if (reason !== 'evict') return
-        this.evictions++
-        if (this.collectEvicted) this.evicted.push(id)
-      },
-    })
   }
 
   get size(): number {
-    return this.slots.size
+    return this.count
+  }
+
+  /** The table of each level of a chain (`levels` is a book's array, the same object decision after decision). */
+  tablesOf(namespace: string, levels: readonly string[]): readonly LevelTable[] {
+    if (levels === this.lastLevels && namespace === this.lastNamespace) return this.lastTables
+    let tables = this.byLevels.get(levels)
+    if (tables === undefined || tables[0]?.namespace !== namespace) {
+      tables = levels.map((level) => this.table(namespace, level))
+      this.byLevels.set(levels, tables)
+    }
+    this.lastLevels = levels
+    this.lastNamespace = namespace
+    this.lastTables = tables
+    return tables
+  }
+
+  /** The table of one (limiter name, level), made on first use. */
+  table(namespace: string, level: string): LevelTable {
+    const name = namespacedId(namespace, level, '')
+    let table = this.tables.get(name)
+    if (table === undefined) {
+      const made: LevelTable = {
+        namespace,
+        level,
+        slots: new LRUCache<string, number>({
+          maxSize: this.maxKeys,
+          sizeCalculation: one,
+          dispose: (slot, key, reason) => this.disposed(made, slot, key, reason),
+        }),
+      }
+      table = made
+      this.tables.set(name, table)
+    }
+    return table
   }
 
   /** The slot of a bucket (now the most recently used), or -1 when none is held. */
-  find(id: string): number {
-    return this.slots.get(id, getOptions) ?? -1
+  find(table: LevelTable, key: string): number {
+    return table.slots.get(key, getOptions) ?? -1
   }
 
   /** Writes slot's state into `into` and returns it (a caller's scratch object: no allocation). */
@@ -85,18 +135,35 @@ export class BucketTable {
   }
 
   /** The state owing `debt` sub-units under `policy`, counted from `origin` (now, or 0 when frozen). */
-  writeDebt(slot: number, id: string, debt: number, policy: Scale, origin: number, epoch: number): void {
+  writeDebt(
+    slot: number,
+    table: LevelTable,
+    key: string,
+    debt: number,
+    policy: Scale,
+    origin: number,
+    epoch: number,
+  ): void {
     const k = policy.tokens === 0 ? 1 : policy.tokens
-    this.write(slot, id, origin + Math.floor(debt / k), debt % k, this.scaleOf(policy), epoch)
+    this.write(slot, table, key, origin + Math.floor(debt / k), debt % k, this.scaleOf(policy), epoch)
   }
 
-  /** Writes a state into its slot, or (slot -1) into a new one, making room by evicting the least recently used. */
-  write(slot: number, id: string, tat: number, frac: number, scale: number, epoch: number): void {
+  /** Writes a state into its slot, or (slot -1) into a new one, making room under the shared bound first. */
+  write(
+    slot: number,
+    table: LevelTable,
+    key: string,
+    tat: number,
+    frac: number,
+    scale: number,
+    epoch: number,
+  ): void {
     let at = slot
     if (at < 0) {
-      if (this.slots.size >= this.maxKeys) this.slots.pop()
+      if (this.count >= this.maxKeys) this.makeRoom(table)
       at = this.allocate()
-      this.slots.set(id, at)
+      table.slots.set(key, at)
+      this.count++
     }
     this.tat[at] = tat
     this.frac[at] = frac
@@ -104,31 +171,46 @@ export class BucketTable {
     this.policy[at] = scale
   }
 
-  /** A state from outside the hot path (a snapshot): its scale is interned by value, not by identity. */
-  set(id: string, state: BucketState): void {
+  /** A state from outside the hot path: its scale is interned by value, not by identity. */
+  put(table: LevelTable, key: string, state: BucketState): void {
     const { capacity, tokens, per } = state
-    this.write(
-      this.slots.peek(id) ?? -1,
-      id,
-      state.tat,
-      state.frac,
-      this.intern(capacity, tokens, per),
-      state.epoch,
-    )
+    const slot = table.slots.peek(key) ?? -1
+    this.write(slot, table, key, state.tat, state.frac, this.intern(capacity, tokens, per), state.epoch)
+  }
+
+  remove(table: LevelTable, key: string): boolean {
+    return table.slots.delete(key)
+  }
+
+  /** A state by its `namespacedId` (a snapshot's); false, and nothing written, for an id no store makes. */
+  set(id: string, state: BucketState): boolean {
+    const parts = splitNamespacedId(id)
+    if (parts === undefined) return false
+    this.put(this.table(parts[0], parts[1]), parts[2], state)
+    return true
   }
 
   delete(id: string): boolean {
-    return this.slots.delete(id)
+    const parts = splitNamespacedId(id)
+    return (
+      parts !== undefined &&
+      (this.tables.get(namespacedId(parts[0], parts[1], ''))?.slots.delete(parts[2]) ?? false)
+    )
   }
 
   clear(): void {
-    this.slots.clear()
+    for (const table of this.tables.values()) table.slots.clear()
   }
 
-  /** Every bucket held, least recently used last, as fresh objects (export, purge); deleting while iterating is safe. */
+  /**
+   * Every bucket held by its namespacedId, as fresh objects (export, purge), table by table, each least
+   * recently used last; deleting while iterating is safe.
+   */
   *entries(): IterableIterator<[string, BucketState]> {
-    for (const [id, slot] of this.slots.entries()) {
-      yield [id, this.read(slot, emptyState())]
+    for (const table of this.tables.values()) {
+      for (const [key, slot] of table.slots.entries()) {
+        yield [namespacedId(table.namespace, table.level, key), this.read(slot, emptyState())]
+      }
     }
   }
 
@@ -138,6 +220,25 @@ export class BucketTable {
     const ids = this.evicted
     this.evicted = []
     return ids
+  }
+
+  /** Drops one bucket for a new one in `table`: its own oldest when at its share, else the largest table's. */
+  private makeRoom(table: LevelTable): void {
+    let victim = table
+    if (table.slots.size * this.tables.size < this.maxKeys) {
+      for (const other of this.tables.values()) if (other.slots.size > victim.slots.size) victim = other
+    }
+    victim.slots.pop()
+  }
+
+  private disposed(table: LevelTable, slot: number, key: string, reason: LRUCache.DisposeReason): void {
+    this.free.push(slot)
+    // Replacing a key's slot (never done here) keeps the count; every other reason removes a bucket.
+    if (reason === 'set') return
+    this.count--
+    if (reason !== 'evict') return
+    this.evictions++
+    if (this.collectEvicted) this.evicted.push(namespacedId(table.namespace, table.level, key))
   }
 
   private allocate(): number {

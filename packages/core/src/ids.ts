@@ -22,3 +22,15 @@ export function namespacedId(namespace: string, level: string, key: string): str
     ? `${level}\u0000${key}`
     : `\u0000${namespace}\u0000${level}\u0000${key}`
 }
+
+/** The (namespace, level, key) of a `namespacedId`; undefined for a string no namespacedId makes. */
+export function splitNamespacedId(id: string): [namespace: string, level: string, key: string] | undefined {
+  if (!id.startsWith('\u0000')) {
+    const at = id.indexOf('\u0000')
+    return at < 0 ? undefined : [DEFAULT_LIMITER_NAME, id.slice(0, at), id.slice(at + 1)]
+  }
+  const afterName = id.indexOf('\u0000', 1)
+  const afterLevel = afterName < 0 ? -1 : id.indexOf('\u0000', afterName + 1)
+  if (afterLevel < 0) return undefined
+  return [id.slice(1, afterName), id.slice(afterName + 1, afterLevel), id.slice(afterLevel + 1)]
+}

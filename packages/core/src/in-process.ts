@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache'
 import { advance } from './advance.js'
 import { type Assessment, assess, type BucketState, settleInto, stateTtlMs } from './algorithm.js'
 import { blockRefusals, type RefusalLog } from './block.js'
-import { BucketTable, emptyState } from './bucket-table.js'
+import { BucketTable, emptyState, type LevelTable } from './bucket-table.js'
 import { namespacedId } from './ids.js'
 import { type Clock, InProcessRegistry, monotonicClock } from './in-process-registry.js'
 import type { Policy } from './policy.js'
@@ -83,7 +83,8 @@ export class InProcessStore implements Store {
   private readonly scratchStates: BucketState[] = []
   private readonly assessments: Assessment[] = []
   private readonly slots: number[] = []
-  private readonly ids: string[] = []
+  private readonly tablesAt: LevelTable[] = []
+  private readonly keysAt: string[] = []
 
   /** Moments of recent refusals per bucket, for `block` (made on first use; bounded like the buckets). */
   private get refusals(): LRUCache<string, RefusalLog> {
@@ -134,7 +135,8 @@ export class InProcessStore implements Store {
     const { now, entries, tier } = this.situation(request)
     const { book, keys, cost } = request
     const forced = request.tier
-    const { assessments, slots, ids, scratchStates } = this
+    const { assessments, slots, tablesAt, keysAt, scratchStates } = this
+    const tables = this.states.tablesOf(book.namespace, book.levels)
     const levels: LevelResult[] = []
     let allowed = true
     let n = 0
@@ -143,8 +145,8 @@ export class InProcessStore implements Store {
       if (key === undefined) continue
       const r = policyAt(book, i, entries[i], tier, now)
       if (r === undefined) continue
-      const id = namespacedId(book.namespace, book.levels[i]!, key)
-      const slot = this.states.find(id)
+      const table = tables[i]!
+      const slot = this.states.find(table, key)
       let state: BucketState | undefined
       if (slot >= 0) {
         while (scratchStates.length <= n) scratchStates.push(emptyState())
@@ -154,7 +156,8 @@ export class InProcessStore implements Store {
       if (!a.fits) allowed = false
       assessments[n] = a
       slots[n] = slot
-      ids[n] = id
+      tablesAt[n] = table
+      keysAt[n] = key
       levels.push(levelResult(i, book.levels[i]!, key, r.policy, r.custom))
       n++
     }
@@ -162,7 +165,7 @@ export class InProcessStore implements Store {
     // A refused charge counts towards blocking repeat offenders (block.ts); a block is a state to write.
     const blocks =
       book.block && !allowed && cost > 0
-        ? blockRefusals(book.block, assessments, levels, ids, this.refusals, now)
+        ? blockRefusals(book.block, assessments, levels, this.idsOf(book, levels), this.refusals, now)
         : undefined
     // Held buckets first, new ones after: making room for a new bucket may evict a slot read above.
     for (let pass = 0; pass < 2; pass++) {
@@ -171,10 +174,10 @@ export class InProcessStore implements Store {
         if (slot >= 0 === (pass === 1)) continue
         const a = assessments[j]!
         const debt = settleInto(a, charge, levels[j] as Mutable<LevelResult>)
-        if (debt >= 0) this.states.writeDebt(slot, ids[j]!, debt, a.policy, a.origin, now)
+        if (debt >= 0) this.states.writeDebt(slot, tablesAt[j]!, keysAt[j]!, debt, a.policy, a.origin, now)
         else {
           const block = blocks?.[j]
-          if (block) this.states.set(ids[j]!, { ...block, epoch: now })
+          if (block) this.states.put(tablesAt[j]!, keysAt[j]!, { ...block, epoch: now })
         }
       }
     }
@@ -199,8 +202,8 @@ export class InProcessStore implements Store {
       // A policy changed since the decision is never credited: the refund would be a gift under new terms.
       if (r === undefined || r.policy.id !== chargedUnder) continue
       if (latestChange(book, i, entries, forced, now) > request.decidedAt) continue
-      const id = namespacedId(book.namespace, book.levels[i]!, key)
-      const slot = this.states.find(id)
+      const table = this.states.tablesOf(book.namespace, book.levels)[i]!
+      const slot = this.states.find(table, key)
       const state =
         slot < 0
           ? undefined
@@ -211,8 +214,8 @@ export class InProcessStore implements Store {
       // A blocked bucket (block.ts) is never credited: a refund would shorten the block.
       if (a.debt > r.policy.capacity * T) continue
       const debt = Math.max(0, a.debt - cost * T)
-      if (debt === 0) this.states.delete(id)
-      else this.states.writeDebt(slot, id, debt, r.policy, a.origin, now)
+      if (debt === 0) this.states.remove(table, key)
+      else this.states.writeDebt(slot, table, key, debt, r.policy, a.origin, now)
     }
   }
 
@@ -238,6 +241,11 @@ export class InProcessStore implements Store {
   ): BucketState | undefined {
     const state = advance(stored, book, levelIndex, entries, forced, now)
     return state === undefined || isExpired(state, now) ? undefined : state
+  }
+
+  /** The ids of a refused chain's buckets, for the refusal logs of `block` (made only when blocking is on). */
+  private idsOf(book: DecideRequest['book'], levels: readonly LevelResult[]): string[] {
+    return levels.map((l) => namespacedId(book.namespace, l.level, l.key))
   }
 
   private entriesOf(book: DecideRequest['book'], keys: readonly (string | undefined)[]) {

@@ -8,6 +8,7 @@ import {
   monotonicClock,
   type NamespacedTierEntry,
   policyFromId,
+  splitNamespacedId,
   type TenantEntries,
   TollgateError,
 } from '@tollgate/core/store'
@@ -131,7 +132,12 @@ export class MemoryStore extends InProcessStore {
     for (const entry of snapshot.states) {
       const [id, s] = Array.isArray(entry) ? entry : []
       const fields = s ? [s.tat, s.frac, s.capacity, s.tokens, s.per, s.epoch ?? 0] : []
-      if (typeof id !== 'string' || fields.length !== 6 || !fields.every((n) => Number.isSafeInteger(n))) {
+      if (
+        typeof id !== 'string' ||
+        !splitNamespacedId(id) ||
+        fields.length !== 6 ||
+        !fields.every((n) => Number.isSafeInteger(n))
+      ) {
         throw badSnapshot(`snapshot state ${JSON.stringify(id)} is malformed`, 'snapshot.states', id)
       }
       states.push([
@@ -157,7 +163,8 @@ export class MemoryStore extends InProcessStore {
       tenants.push([id, { assignment: e.assignment, bucket }])
     }
     this.states.clear()
-    for (const [id, state] of states) this.states.set(id, state)
+    // export() lists each level's buckets most recently used first: set the oldest first to keep that order.
+    for (let i = states.length - 1; i >= 0; i--) this.states.set(states[i]![0], states[i]![1])
     this.registry.restore({ tenants, tiers: snapshot.registry?.tiers ?? [] })
   }
 }

@@ -1,4 +1,5 @@
 import { createLimiter, ErrorCode, TollgateError } from '@tollgate/core'
+import { bucketId } from '@tollgate/core/store'
 import { manualClock } from '@tollgate/testkit'
 import { describe, expect, it } from 'vitest'
 import { type MemorySnapshot, memoryStore } from '../src/index.js'
@@ -135,6 +136,11 @@ describe('memoryStore', () => {
       {},
       { format: 'tollgate-memory', version: 1 },
       { ...store.export(), states: [['x', { tat: 'soon' }]] },
+      // A well-formed state under an id no store makes (no level in it).
+      {
+        ...store.export(),
+        states: [['x', { tat: 1, frac: 0, capacity: 3, tokens: 1, per: 1000, epoch: 0 }]],
+      },
     ]) {
       try {
         store.import(bad as MemorySnapshot)
@@ -145,6 +151,21 @@ describe('memoryStore', () => {
       }
     }
     expect((await limiter.check('a', { cost: 0 })).remaining).toBe(2)
+  })
+
+  it('keeps the least recently used order across export and import: the oldest bucket goes first after', async () => {
+    const clock = manualClock()
+    const policy = { capacity: 3, refill: 1 }
+    const before = memoryStore({ clock: clock.now, maxKeys: 3 })
+    const limiterBefore = createLimiter({ store: before, clock: clock.now, policy })
+    for (const key of ['old', 'mid', 'new']) await limiterBefore.check(key)
+    const evicted: string[] = []
+    const after = memoryStore({ clock: clock.now, maxKeys: 3, onEvict: (id) => evicted.push(id) })
+    after.import(JSON.parse(JSON.stringify(before.export())))
+    const limiterAfter = createLimiter({ store: after, clock: clock.now, policy })
+    await limiterAfter.check('newest')
+    expect(evicted).toEqual([bucketId('key', 'old')])
+    expect((await limiterAfter.check('mid', { cost: 0 })).remaining).toBe(2)
   })
 
   it('rejects a bad maxKeys', () => {

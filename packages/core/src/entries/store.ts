@@ -28,7 +28,7 @@ export { makeBook, type PolicyBook } from '../book.js'
 export type { BucketTable, Scale } from '../bucket-table.js'
 export { type ChainEntry, type ChainOutcome, evaluateChain } from '../chain.js'
 export { describeValue, ErrorCode, invalid, TollgateError } from '../errors.js'
-export { bucketId, namespacedId, splitBucketId } from '../ids.js'
+export { bucketId, namespacedId, splitBucketId, splitNamespacedId } from '../ids.js'
 export {
   type Clock,
   InProcessRegistry,
