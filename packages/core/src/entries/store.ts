@@ -25,7 +25,7 @@ export {
 } from '../block.js'
 export { makeBook, type PolicyBook } from '../book.js'
 // The in-process store's table of states, which a store built on InProcessStore reads (export, import).
-export type { BucketTable, Scale } from '../bucket-table.js'
+export type { BucketTable, LevelTable, Scale } from '../bucket-table.js'
 export { type ChainEntry, type ChainOutcome, evaluateChain } from '../chain.js'
 export { describeValue, ErrorCode, invalid, TollgateError } from '../errors.js'
 export { bucketId, namespacedId, splitBucketId, splitNamespacedId } from '../ids.js'
