@@ -28,6 +28,8 @@ const FIRST_SLOTS = 1024
 /** Passed to lru-cache's get, which would otherwise make an options object per call. */
 const getOptions = {}
 const one = () => 1
+/** A table's name among the tables: the id its buckets would have with an empty key. */
+const tableName = (namespace: string, level: string) => namespacedId(namespace, level, '')
 
 /**
  * The in-process buckets, compact. One lru-cache per (limiter name, level) maps a key to a slot, a small
@@ -99,7 +101,7 @@ export class BucketTable {
 
   /** The table of one (limiter name, level), made on first use. */
   table(namespace: string, level: string): LevelTable {
-    const name = namespacedId(namespace, level, '')
+    const name = tableName(namespace, level)
     let table = this.tables.get(name)
     if (table === undefined) {
       const made: LevelTable = {
@@ -193,8 +195,7 @@ export class BucketTable {
   delete(id: string): boolean {
     const parts = splitNamespacedId(id)
     return (
-      parts !== undefined &&
-      (this.tables.get(namespacedId(parts[0], parts[1], ''))?.slots.delete(parts[2]) ?? false)
+      parts !== undefined && (this.tables.get(tableName(parts[0], parts[1]))?.slots.delete(parts[2]) ?? false)
     )
   }
 

@@ -194,6 +194,7 @@ export class InProcessStore implements Store {
     const { now, entries, tier } = this.situation(request)
     const { book, keys, cost } = request
     const forced = request.tier
+    const tables = this.states.tablesOf(book.namespace, book.levels)
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]
       const chargedUnder = request.policyIds[i]
@@ -202,7 +203,7 @@ export class InProcessStore implements Store {
       // A policy changed since the decision is never credited: the refund would be a gift under new terms.
       if (r === undefined || r.policy.id !== chargedUnder) continue
       if (latestChange(book, i, entries, forced, now) > request.decidedAt) continue
-      const table = this.states.tablesOf(book.namespace, book.levels)[i]!
+      const table = tables[i]!
       const slot = this.states.find(table, key)
       const state =
         slot < 0
