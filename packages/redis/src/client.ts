@@ -36,6 +36,10 @@ export interface StoreClient {
   nodeOf(slot: number): string
   /** SCRIPT LOAD on the node, or on every master of a Cluster. */
   loadScript(source: string): Promise<unknown>
+  /** FCALL (Redis 7+). */
+  fcall(name: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown>
+  /** FUNCTION LOAD REPLACE on the node, or on every master of a Cluster. */
+  loadFunction(source: string): Promise<unknown>
   get(key: string): Promise<string | null>
   del(...keys: string[]): Promise<number>
   hget(key: string, field: string): Promise<string | null>
@@ -70,6 +74,8 @@ interface IoRedis
   evalsha(sha: string, n: number, ...rest: (string | number)[]): Promise<unknown>
   eval(source: string, n: number, ...rest: (string | number)[]): Promise<unknown>
   script(subcommand: 'LOAD', source: string): Promise<unknown>
+  fcall(name: string, n: number, ...rest: (string | number)[]): Promise<unknown>
+  function(subcommand: 'LOAD', replace: 'REPLACE', source: string): Promise<unknown>
   duplicate(...args: unknown[]): IoRedis
   nodes?(role: 'master'): IoRedis[]
   subscribe(channel: string): Promise<unknown>
@@ -89,6 +95,8 @@ interface NodeRedis extends Emitter {
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
   eval(source: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
   scriptLoad(source: string): Promise<unknown>
+  fCall(name: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
+  functionLoad(source: string, options: { REPLACE: true }): Promise<unknown>
   get(key: string): Promise<string | null>
   del(keys: string[]): Promise<number>
   hGet(key: string, field: string): Promise<string | null | undefined>
@@ -184,6 +192,11 @@ function ioredisClient(client: IoRedis): StoreClient {
       client.isCluster === true && client.nodes
         ? Promise.all(client.nodes('master').map((node) => node.script('LOAD', source)))
         : client.script('LOAD', source),
+    fcall: (name, keys, args) => client.fcall(name, keys.length, ...keys, ...args),
+    loadFunction: (source) =>
+      client.isCluster === true && client.nodes
+        ? Promise.all(client.nodes('master').map((node) => node.function('LOAD', 'REPLACE', source)))
+        : client.function('LOAD', 'REPLACE', source),
     get: (key) => client.get(key),
     del: (...keys) => client.del(...keys),
     hget: (key, field) => client.hget(key, field),
@@ -247,6 +260,15 @@ function nodeRedisClient(client: NodeRedis, cluster: boolean): StoreClient {
             ),
           )
         : client.scriptLoad(source),
+    fcall: (name, keys, args) => client.fCall(name, { keys: [...keys], arguments: strings(args) }),
+    loadFunction: (source) =>
+      cluster && client.nodeClient
+        ? Promise.all(
+            (client.masters ?? []).map(async (master) =>
+              (await client.nodeClient!(master)).functionLoad(source, { REPLACE: true }),
+            ),
+          )
+        : client.functionLoad(source, { REPLACE: true }),
     get: (key) => client.get(key),
     del: (...keys) => client.del(keys),
     hget: async (key, field) => (await client.hGet(key, field)) ?? null,

@@ -76,6 +76,16 @@ function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT')
 }
 
+/** FCALL of a library Redis does not hold (a restart, a failover, FUNCTION FLUSH, a new book). */
+function isNoFunction(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('ERR Function not found')
+}
+
+/** Redis without Functions (before 7.0), or a user whose ACL denies them: EVAL serves instead. */
+function isNoFunctions(error: unknown): boolean {
+  return error instanceof Error && /^(ERR unknown command|NOPERM)/.test(error.message)
+}
+
 /** How every store call reaches Redis: after the first connection, within the timeout, scripts by SHA. */
 export interface Connection {
   /** undefined when calls may go now; otherwise the first connection to wait for. */
@@ -87,11 +97,12 @@ export interface Connection {
   /** Resolves when the client is connected (at once if it is now); rejects if it closes for good. */
   whenReady(): Promise<void>
   /**
-   * EVALSHA; on NOSCRIPT (restart, failover, a new book) EVAL, which also loads it: one call per node at a
-   * time, the others waiting for it. No other retry.
+   * FCALL of the script's library; when Redis does not hold it, FUNCTION LOAD (one at a time, the others
+   * waiting for it) and FCALL again. Where Functions are not available: EVALSHA, and on NOSCRIPT EVAL, which
+   * also loads it (one call per node at a time likewise). No other retry.
    */
   run: Run
-  /** SCRIPT LOAD on the node, or on every master of a Cluster. */
+  /** The script loaded ahead: FUNCTION LOAD (else SCRIPT LOAD) on the node, or on every master of a Cluster. */
   load(s: Script): Promise<unknown>
 }
 
@@ -131,11 +142,60 @@ export function connection(client: StoreClient, timeoutMs: number): Connection {
   // others that found it missing there meanwhile wait for that call, then go by SHA: a burst of EVALs of a
   // ~20 kB script each held a fresh Cluster's replies back past the timeout.
   const evaluating = new Map<string, Promise<unknown>>()
+  // false once Redis said it has no Functions for this client; EVAL serves from then on.
+  let functions = true
+  const loadingLibraries = new Map<string, Promise<unknown>>()
+  function loadLibrary(library: NonNullable<Script['library']>): Promise<unknown> {
+    let loading = loadingLibraries.get(library.name)
+    if (!loading) {
+      const started = client.loadFunction(library.source)
+      const forget = () => {
+        if (loadingLibraries.get(library.name) === started) loadingLibraries.delete(library.name)
+      }
+      started.then(forget, forget)
+      loading = started
+      loadingLibraries.set(library.name, loading)
+    }
+    return loading
+  }
+  // Each step below fails before the script ran (Redis answers an unknown function or command without
+  // running anything), so trying the next one never applies a decision twice. 'missing': the library was
+  // gone again when called after loading it (FUNCTION FLUSH meanwhile); EVAL, which carries the code, serves.
+  async function call(
+    library: NonNullable<Script['library']>,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<{ reply: unknown } | 'unsupported' | 'missing'> {
+    try {
+      return { reply: await client.fcall(library.name, keys, args) }
+    } catch (error) {
+      if (isNoFunctions(error)) return 'unsupported'
+      if (!isNoFunction(error)) throw error
+    }
+    try {
+      await loadLibrary(library)
+    } catch (error) {
+      if (isNoFunctions(error)) return 'unsupported'
+      throw error
+    }
+    try {
+      return { reply: await client.fcall(library.name, keys, args) }
+    } catch (error) {
+      if (isNoFunction(error)) return 'missing'
+      throw error
+    }
+  }
+
   async function run(
     s: Script,
     keys: readonly string[],
     args: readonly (string | number)[],
   ): Promise<unknown> {
+    if (s.library && functions) {
+      const called = await call(s.library, keys, args)
+      if (typeof called === 'object') return called.reply
+      if (called === 'unsupported') functions = false
+    }
     try {
       return await client.evalsha(s.sha, keys, args)
     } catch (error) {
@@ -160,8 +220,18 @@ export function connection(client: StoreClient, timeoutMs: number): Connection {
     return await evaluated
   }
 
-  /** SCRIPT LOAD on the node (every master of a Cluster), so the first decisions go by SHA. */
-  const load = (s: Script) => client.loadScript(s.source)
+  /** Loaded on the node (every master of a Cluster), so the first decisions need not send it. */
+  async function load(s: Script): Promise<unknown> {
+    if (s.library && functions) {
+      try {
+        return await loadLibrary(s.library)
+      } catch (error) {
+        if (!isNoFunctions(error)) throw error
+        functions = false
+      }
+    }
+    return client.loadScript(s.source)
+  }
 
   const whenReady = () => (client.ready ? Promise.resolve() : client.nextReady())
 

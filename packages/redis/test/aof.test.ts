@@ -49,12 +49,14 @@ it('keeps bucket state and the registry across a Redis restart with AOF, and cou
   await subscribed(fresh)
   expect(await fresh.check('vip')).toMatchObject({ allowed: true, tier: 'premium', limit: 50, remaining: 46 })
   expect(await fresh.check('custom')).toMatchObject({ allowed: true, limit: 7, remaining: 5 })
-  // The script cache did not survive: the script was loaded again once (ahead by SCRIPT LOAD, or by EVAL
-  // after a NOSCRIPT), and the decisions above counted once each.
+  // The decision library survived in the AOF (Functions are persisted, unlike the script cache): no script
+  // was sent again, at most the fresh store's load ahead, and the decisions above counted once each.
   const stats = (await client.info('commandstats')).split('\r\n')
   const calls = (name: string) =>
     Number(/calls=(\d+)/.exec(stats.find((l) => l.startsWith(`cmdstat_${name}:`)) ?? '')?.[1] ?? 0)
-  expect(calls('eval') + calls('script|load')).toBe(1)
+  expect(calls('eval') + calls('evalsha') + calls('script|load')).toBe(0)
+  expect(calls('function|load')).toBeLessThanOrEqual(1)
+  expect(calls('fcall')).toBe(2)
   expect(await fresh.check('vip', { cost: 0 })).toMatchObject({ remaining: 46 })
   await fresh.close()
   await restarted.close?.()

@@ -156,7 +156,7 @@ describe('blocking costs an admitted decision nothing', () => {
     const without = await commandsOf(client, () => plain.check('p'))
     const withBlock = await commandsOf(client, () => blocking.check('b'))
     expect(withBlock).toEqual(without)
-    expect(withBlock.evalsha).toBe(1)
+    expect(withBlock.fcall).toBe(1)
     await blocking.check('b', { cost: 2 })
     const refusal = await commandsOf(client, () => blocking.check('b'))
     // A refusal reads the refusal log and writes it instead of the bucket.

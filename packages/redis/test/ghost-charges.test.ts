@@ -13,11 +13,11 @@ const admitted = 3
 const pauseMs = 300
 const timeoutMs = 50
 
-/** EVALSHA and EVAL calls Redis has run (INFO commandstats). */
+/** Script calls (FCALL, EVALSHA, EVAL) Redis has run (INFO commandstats). */
 async function scriptCalls(admin: Redis): Promise<number> {
   const info = await admin.info('commandstats')
   let calls = 0
-  for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(m[1])
+  for (const m of info.matchAll(/^cmdstat_(?:fcall|evalsha|eval):calls=(\d+)/gm)) calls += Number(m[1])
   return calls
 }
 

@@ -36,7 +36,7 @@ const tiers = {
 async function scriptCalls(): Promise<number> {
   const info = await c.info('commandstats')
   const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(info)?.[1] ?? 0)
-  return calls('evalsha') + calls('eval')
+  return calls('fcall') + calls('evalsha') + calls('eval')
 }
 
 function setup(

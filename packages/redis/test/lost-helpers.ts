@@ -26,7 +26,7 @@ export async function watchCalls(port: number) {
     const name = String(args[0]).toLowerCase()
     if (source.includes('lua')) return
     if (name === 'echo' && args[1] === 'watch-calls-mark') marks++
-    if (name !== 'evalsha' && name !== 'eval') return
+    if (name !== 'fcall' && name !== 'evalsha' && name !== 'eval') return
     const keyCount = Number(args[2])
     const argv = args.slice(3 + keyCount)
     calls.push({ record: args[3]!, mode: argv[3]!, op: argv[5]! })

@@ -10,7 +10,7 @@ export interface ScriptCall {
 const scriptCall = /\$(?:3\r\nrun|6\r\ncancel)\r\n\$\d+\r\n\d+\r\n\$1\r\n([dpr])\r\n/i
 
 function parseCall(command: string): ScriptCall | undefined {
-  if (!/evalsha|eval/i.test(command)) return undefined
+  if (!/fcall|evalsha|eval/i.test(command)) return undefined
   const found = scriptCall.exec(command)
   if (!found) return undefined
   return { mode: /\$6\r\ncancel/i.test(command) ? 'cancel' : 'run', op: found[1]! }

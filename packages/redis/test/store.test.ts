@@ -200,18 +200,60 @@ describe('decisions on Redis time', () => {
     await store.close?.()
   })
 
-  it('loads the script again after SCRIPT FLUSH (NOSCRIPT) and counts the request once', async () => {
+  const commandCalls = async (c: Redis, name: string) => {
+    const line = (await c.info('commandstats')).split('\r\n').find((l) => l.startsWith(`cmdstat_${name}:`))
+    return Number(/calls=(\d+)/.exec(line ?? '')?.[1] ?? 0)
+  }
+
+  it('decides by FCALL, loads the library again after FUNCTION FLUSH and counts the request once', async () => {
     const store = redisStore({ client, prefix: uniquePrefix(), timeoutMs: 2000 })
+    const p = normalizePolicy({ capacity: 10, refill: 0 })
+    expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(9)
+    await client.function('FLUSH')
+    await client.config('RESETSTAT')
+    expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(8)
+    expect(await commandCalls(client, 'function|load')).toBe(1)
+    expect(await commandCalls(client, 'eval')).toBe(0)
+    expect(await commandCalls(client, 'evalsha')).toBe(0)
+    expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(7)
+    await store.close?.()
+  })
+
+  it('falls back to EVALSHA where Functions are denied (ACL), and loads the script again after SCRIPT FLUSH (NOSCRIPT)', async () => {
+    const user = `no-functions-${uniquePrefix()}`
+    await client.call(
+      'ACL',
+      'SETUSER',
+      user,
+      'on',
+      '>secret',
+      '~*',
+      'allchannels',
+      '+@all',
+      '-fcall',
+      '-function',
+    )
+    const limited = new Redis({
+      port: server.port,
+      username: user,
+      password: 'secret',
+      enableOfflineQueue: false,
+      lazyConnect: true,
+    })
+    await limited.connect()
+    const store = redisStore({ client: limited, prefix: uniquePrefix(), timeoutMs: 2000 })
     const p = normalizePolicy({ capacity: 10, refill: 0 })
     expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(9)
     await client.script('FLUSH')
     await client.config('RESETSTAT')
     expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(8)
-    const stats = (await client.info('commandstats')).split('\r\n')
-    expect(stats.find((line) => line.startsWith('cmdstat_eval:'))).toMatch(/calls=1,/)
-    expect(stats.find((line) => line.startsWith('cmdstat_evalsha:'))).toMatch(/calls=1,/)
+    expect(await commandCalls(client, 'eval')).toBe(1)
+    expect(await commandCalls(client, 'evalsha')).toBe(1)
+    expect(await commandCalls(client, 'fcall')).toBe(0)
     expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(7)
     await store.close?.()
+    await limited.quit()
+    await client.call('ACL', 'DELUSER', user)
   })
 
   it('keeps hostile keys apart: hash-tag braces, separators, lone surrogates, very long keys', async () => {

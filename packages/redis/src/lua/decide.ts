@@ -14,24 +14,9 @@
  * 'cancel' gives back what the call charged if it ran (its record says), and makes it a no-op if it did not.
  */
 export const decideBody = `
-local now = clock(ARGV[1])
-local slack = tonumber(ARGV[2])
-local record_ms = tonumber(ARGV[3])
-local mode = ARGV[4]
-local count = tonumber(ARGV[5])
-
-local record = record_ms > 0 and redis.call('GET', KEYS[1]) or nil
-if record == 'x' then return { 'cancelled' } end
-local stored
-if record then
-  -- The reply as MessagePack (one C call each way, no number formatting).
-  stored = cmsgpack.unpack(record)
-  if mode == 'run' then return stored end
-elseif mode == 'cancel' then
-  redis.call('SET', KEYS[1], 'x', 'PX', ARGV[3])
-  return { 'cancelled' }
-end
-
+-- Set at the start of every call. Everything else here is built once: by a Redis Function when it is
+-- first called (then kept), or by EVAL on every call where Functions are not available.
+local KEYS, ARGV, now, slack
 -- A decision: its op, cost, forced tier, chain levels, registry histories and where its keys start. One
 -- table set serves every decision of the call in turn (decisions are decided one after the other).
 local d = { lvls = {}, assign = {}, custom = {}, keyslot = {}, logslot = {} }
@@ -226,63 +211,84 @@ local function note_refusal(d, e)
   e.debt = debt
 end
 
-local reply = { now }
-local a, key_base, at_reply = 6, 1, 2
-for _ = 1, count do
-  local d
-  d, a, key_base = read_decision(a, key_base)
-  if mode == 'cancel' then
-    -- Undo what this decision charged when the call ran: a refund under the policies it was charged under.
-    local charged = stored[at_reply] == 1 and d.op == 'd' and d.cost > 0
-    local ids = {}
-    if d.op ~= 'r' then
-      for i = 1, d.n do ids[i] = stored[at_reply + 2 + 3 * (i - 1) + 1] end
-      at_reply = at_reply + 2 + 3 * d.n
-    else
-      at_reply = at_reply + 2
-    end
-    if charged then d.op, d.decided_at, d.charged = 'r', stored[1], ids end
+local function decide(keys, argv)
+  KEYS, ARGV = keys, argv
+  now = clock(ARGV[1])
+  slack = tonumber(ARGV[2])
+  local record_ms = tonumber(ARGV[3])
+  local mode = ARGV[4]
+  local count = tonumber(ARGV[5])
+
+  local record = record_ms > 0 and redis.call('GET', KEYS[1]) or nil
+  if record == 'x' then return { 'cancelled' } end
+  local stored
+  if record then
+    -- The reply as MessagePack (one C call each way, no number formatting).
+    stored = cmsgpack.unpack(record)
+    if mode == 'run' then return stored end
+  elseif mode == 'cancel' then
+    redis.call('SET', KEYS[1], 'x', 'PX', ARGV[3])
+    return { 'cancelled' }
   end
-  local tier = tier_at(d, now)
-  local levels, allowed = assess_levels(d, tier)
-  if d.op == 'r' then
-    if mode == 'run' or d.charged then
-      for i, e in ipairs(levels) do
-        local charged = d.charged and d.charged[i] or ARGV[d.charged_at + i - 1]
-        -- Only a level still under the policy it was charged under, with no change since, gets tokens back.
-        -- A blocked bucket (debt above a full one's) is never credited.
-        if e.debt and e.id == charged and e.debt > 0 and e.debt <= e.cap * e.T
-          and #moments(d, e.j, d.decided_at + 1, now) == 0 then
-          write(d, e, math.max(0, e.debt - d.cost * e.T))
+
+  local reply = { now }
+  local a, key_base, at_reply = 6, 1, 2
+  for _ = 1, count do
+    local d
+    d, a, key_base = read_decision(a, key_base)
+    if mode == 'cancel' then
+      -- Undo what this decision charged when the call ran: a refund under the policies it was charged under.
+      local charged = stored[at_reply] == 1 and d.op == 'd' and d.cost > 0
+      local ids = {}
+      if d.op ~= 'r' then
+        for i = 1, d.n do ids[i] = stored[at_reply + 2 + 3 * (i - 1) + 1] end
+        at_reply = at_reply + 2 + 3 * d.n
+      else
+        at_reply = at_reply + 2
+      end
+      if charged then d.op, d.decided_at, d.charged = 'r', stored[1], ids end
+    end
+    local tier = tier_at(d, now)
+    local levels, allowed = assess_levels(d, tier)
+    if d.op == 'r' then
+      if mode == 'run' or d.charged then
+        for i, e in ipairs(levels) do
+          local charged = d.charged and d.charged[i] or ARGV[d.charged_at + i - 1]
+          -- Only a level still under the policy it was charged under, with no change since, gets tokens back.
+          -- A blocked bucket (debt above a full one's) is never credited.
+          if e.debt and e.id == charged and e.debt > 0 and e.debt <= e.cap * e.T
+            and #moments(d, e.j, d.decided_at + 1, now) == 0 then
+            write(d, e, math.max(0, e.debt - d.cost * e.T))
+          end
         end
       end
-    end
-    reply[#reply + 1] = 1
-    reply[#reply + 1] = ''
-  else
-    reply[#reply + 1] = allowed and 1 or 0
-    reply[#reply + 1] = tier or ''
-    if BLOCK_AFTER and mode == 'run' and not allowed and d.op == 'd' and d.cost > 0 then
+      reply[#reply + 1] = 1
+      reply[#reply + 1] = ''
+    else
+      reply[#reply + 1] = allowed and 1 or 0
+      reply[#reply + 1] = tier or ''
+      if BLOCK_AFTER and mode == 'run' and not allowed and d.op == 'd' and d.cost > 0 then
+        for _, e in ipairs(levels) do
+          if e.debt and d.logslot[e.j] then note_refusal(d, e) end
+        end
+      end
       for _, e in ipairs(levels) do
-        if e.debt and d.logslot[e.j] then note_refusal(d, e) end
+        -- A cancel only gives back: a decision it finds refused in the record is not charged now.
+        if e.debt and mode == 'run' and d.op == 'd' and allowed and d.cost > 0 then write(d, e, e.debt + d.cost * e.T) end
+        reply[#reply + 1] = e.debt or 0
+        reply[#reply + 1] = e.id
+        reply[#reply + 1] = e.custom
       end
     end
-    for _, e in ipairs(levels) do
-      -- A cancel only gives back: a decision it finds refused in the record is not charged now.
-      if e.debt and mode == 'run' and d.op == 'd' and allowed and d.cost > 0 then write(d, e, e.debt + d.cost * e.T) end
-      reply[#reply + 1] = e.debt or 0
-      reply[#reply + 1] = e.id
-      reply[#reply + 1] = e.custom
-    end
   end
+  -- The keys after the decisions' are records of this process's calls that were answered: a call whose reply
+  -- came back is never re-sent nor cancelled, so its record has served (else it expires after record ms).
+  if #KEYS > key_base then redis.call('DEL', unpack(KEYS, key_base + 1, #KEYS)) end
+  if mode == 'cancel' then
+    redis.call('SET', KEYS[1], 'x', 'PX', ARGV[3])
+    return { 'cancelled' }
+  end
+  if record_ms > 0 then redis.call('SET', KEYS[1], cmsgpack.pack(reply), 'PX', ARGV[3]) end
+  return reply
 end
--- The keys after the decisions' are records of this process's calls that were answered: a call whose reply
--- came back is never re-sent nor cancelled, so its record has served (else it expires after record ms).
-if #KEYS > key_base then redis.call('DEL', unpack(KEYS, key_base + 1, #KEYS)) end
-if mode == 'cancel' then
-  redis.call('SET', KEYS[1], 'x', 'PX', ARGV[3])
-  return { 'cancelled' }
-end
-if record_ms > 0 then redis.call('SET', KEYS[1], cmsgpack.pack(reply), 'PX', ARGV[3]) end
-return reply
 `

@@ -44,26 +44,32 @@ local function scale_text(cap, tokens, per)
   return char(unpack_(out_bytes, 1, pack(pack(pack(0, cap), tokens), per)))
 end
 
--- Parsed once per call: a batch names few distinct policies.
-local policy_cache = {}
+-- Parsed policies, kept while the script lives (all of a call where it is built per call). Few policies are
+-- in use at once; custom buckets may name many, so the cache starts afresh past 256.
+local policy_cache, policies_cached = {}, 0
 local function policy_numbers(id)
   local p = policy_cache[id]
   if not p then
     local kind, cap, tokens, per = string.match(id, '^(%a+):(%d+):(%d+):(%d+)$')
     p = { tonumber(cap), tonumber(tokens), tonumber(per), kind == 'lbd' }
     p[5] = scale_text(p[1], p[2], p[3])
+    if policies_cached >= 256 then policy_cache, policies_cached = {}, 0 end
     policy_cache[id] = p
+    policies_cached = policies_cached + 1
   end
   return p[1], p[2], p[3], p[4], p[5]
 end
 
--- Decimal text of an integer (string.format costs about a µs; a batch repeats the same few TTLs).
-local text_cache = {}
+-- Decimal text of an integer (string.format costs about a µs; a batch repeats the same few TTLs), likewise
+-- bounded.
+local text_cache, texts_cached = {}, 0
 local function int_text(n)
   local s = text_cache[n]
   if not s then
     s = string.format('%.0f', n)
+    if texts_cached >= 1024 then text_cache, texts_cached = {}, 0 end
     text_cache[n] = s
+    texts_cached = texts_cached + 1
   end
   return s
 end
