@@ -104,6 +104,7 @@ export class ScriptCalls {
         connected: this.connection.connected,
         whenReady: this.connection.whenReady,
         readyNow: this.connection.readyNow,
+        minForget: client.isCluster ? 1 : 16,
       })
       this.batchers.set(slot, batcher)
     }
