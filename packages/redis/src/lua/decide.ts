@@ -142,7 +142,7 @@ local function write(d, e, debt)
     redis.call('SET', key, value)
   else
     local ttl = math.max(tat - now + (frac > 0 and 1 or 0), hold_ms(d.lvls[e.j]))
-    redis.call('SET', key, value, 'PX', int_text(ttl + slack))
+    redis.call('SET', key, value, 'PX', math.min(ttl + slack, MAX_TTL))
   end
 end
 
@@ -202,10 +202,10 @@ local function note_refusal(d, e)
   end
   if #recent + 1 < BLOCK_AFTER then
     recent[#recent + 1] = string.format('%.0f', now)
-    redis.call('SET', log_key, table.concat(recent, ','), 'PX', string.format('%.0f', BLOCK_WITHIN + slack))
+    redis.call('SET', log_key, table.concat(recent, ','), 'PX', BLOCK_WITHIN + slack)
     return
   end
-  redis.call('SET', log_key, 'b' .. string.format('%.0f', now + BLOCK_FOR), 'PX', string.format('%.0f', BLOCK_FOR + slack))
+  redis.call('SET', log_key, 'b' .. string.format('%.0f', now + BLOCK_FOR), 'PX', BLOCK_FOR + slack)
   local debt = math.max(e.debt, limit - e.per + math.min(BLOCK_FOR * e.tokens, 9007199254740991 - limit))
   write(d, e, debt)
   e.debt = debt

@@ -60,19 +60,10 @@ local function policy_numbers(id)
   return p[1], p[2], p[3], p[4], p[5]
 end
 
--- Decimal text of an integer (string.format costs about a µs; a batch repeats the same few TTLs), likewise
--- bounded.
-local text_cache, texts_cached = {}, 0
-local function int_text(n)
-  local s = text_cache[n]
-  if not s then
-    s = string.format('%.0f', n)
-    if texts_cached >= 1024 then text_cache, texts_cached = {}, 0 end
-    text_cache[n] = s
-    texts_cached = texts_cached + 1
-  end
-  return s
-end
+-- A number passed to redis.call is sent as its "%.17g" text, which is an integer's exact decimal text below
+-- 10^17: so TTLs go as numbers, capped at 10^15 ms (31,000 years), not formatted in Lua (string.format costs
+-- about a µs). Above that cap SET PX could not take them anyway (Redis adds its clock and refuses an overflow).
+local MAX_TTL = 1e15
 
 -- A state is six unsigned base-128 varints (low 7 bits first, high bit = more bytes follow): tat, frac,
 -- capacity, tokens, per, and zigzag(tat - epoch); 12 bytes for a typical bucket, which keeps a key under
