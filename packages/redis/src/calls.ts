@@ -52,9 +52,9 @@ export function slotGroups(keys: readonly string[], indexes: readonly number[]):
 
 /** The chain's levels as the script reads them: book level number, and where its assignment comes from. */
 function chainArgs(chain: Chain, group: readonly number[]): (string | number)[] {
-  const local = new Set(group)
+  // A chain has few levels: includes() on the group is cheaper than a Set made per decision.
   const args: (string | number)[] = [chain.present.length]
-  for (const i of chain.present) args.push(i + 1, local.has(i) ? '' : `x${chain.external.get(i) ?? ''}`)
+  for (const i of chain.present) args.push(i + 1, group.includes(i) ? '' : `x${chain.external.get(i) ?? ''}`)
   return args
 }
 
@@ -210,13 +210,14 @@ export interface Decided {
 /** The Decision's levels from the groups' replies: core's maths on the debts Redis returned. */
 export function toResult(request: DecideRequest, replies: GroupReply[], allowed: boolean): Decided {
   const first = replies[0]!
-  const byIndex = new Map<number, GroupReply['levels'][number]>()
-  for (const r of replies) for (const level of r.levels) byIndex.set(level.index, level)
+  // By level index (a chain has few levels: an array, not a Map per decision).
+  const byIndex: (GroupReply['levels'][number] | undefined)[] = []
+  for (const r of replies) for (const level of r.levels) byIndex[level.index] = level
   const levels: LevelResult[] = []
   const debts: number[] = []
   const charge = allowed && request.cost > 0
   for (let i = 0; i < request.keys.length; i++) {
-    const level = byIndex.get(i)
+    const level = byIndex[i]
     if (!level || level.id === '') continue
     const policy = policyFromId(level.id)
     if (!policy) throw new Error(`unreadable policy id ${describeValue(level.id)}`)

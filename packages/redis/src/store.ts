@@ -28,6 +28,9 @@ export type RedisStore = Store & {
  * entries beside them, resolves every level's policy on Redis's clock and decides the chain atomically.
  * See the package README for the key layout, the Cluster error bound and failure behaviour.
  */
+/** A chain in one slot reads no assignment ahead: one empty map for all of them, not one per decision. */
+const sameSlot: ReadonlyMap<number, string | null> = new Map()
+
 export function redisStore(options: RedisStoreOptions): RedisStore {
   const config = parseStoreOptions(options)
   const fleetTiming = parseFleetOptions(options)
@@ -52,7 +55,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   async function decide(request: DecideRequest): Promise<Decided> {
     const { present, keys, groups } = locate(request, false)
     if (groups.length === 1) {
-      const reply = await calls.group('d', request, { present, keys, external: new Map() }, present)
+      const reply = await calls.group('d', request, { present, keys, external: sameSlot }, present)
       return toResult(request, [reply], reply.allowed)
     }
     const chain: Chain = { present, keys, external: await calls.assignments(request, present, keys, groups) }
