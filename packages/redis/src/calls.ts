@@ -11,7 +11,7 @@ import {
   settle,
 } from '@tollgate/core/store'
 import calculateSlot from 'cluster-key-slot'
-import { Batcher, type Job } from './batch.js'
+import { Batcher, type Job, type JobReply } from './batch.js'
 import { type Connection, type Liveness, unavailable } from './connection.js'
 import { escapeValue, unescapeValue } from './history.js'
 import { entryKey, refusalKey } from './keys.js'
@@ -50,10 +50,13 @@ export function slotGroups(keys: readonly string[], indexes: readonly number[]):
   return [...bySlot.values()]
 }
 
-/** The chain's levels as the script reads them: book level number, and where its assignment comes from. */
-function chainArgs(chain: Chain, group: readonly number[]): (string | number)[] {
+/**
+ * Appends the chain's levels as the script reads them to `args`: book level number, and where its assignment
+ * comes from.
+ */
+function chainArgs(args: (string | number)[], chain: Chain, group: readonly number[]): (string | number)[] {
+  args.push(chain.present.length)
   // A chain has few levels: includes() on the group is cheaper than a Set made per decision.
-  const args: (string | number)[] = [chain.present.length]
   for (const i of chain.present) args.push(i + 1, group.includes(i) ? '' : `x${chain.external.get(i) ?? ''}`)
   return args
 }
@@ -117,6 +120,7 @@ export class ScriptCalls {
     chain: Chain,
     group: readonly number[],
     charged: readonly string[],
+    undo?: Job['undo'],
   ): Job {
     const scriptKeys: string[] = []
     const blocking = request.book.block?.levels
@@ -127,13 +131,15 @@ export class ScriptCalls {
     }
     const decidedAt = 'decidedAt' in request ? request.decidedAt : ''
     const forced = request.tier === undefined ? '' : escapeValue(request.tier)
-    const args = [op, request.cost, forced, decidedAt, ...chainArgs(chain, group), ...charged]
+    const args = chainArgs([op, request.cost, forced, decidedAt], chain, group)
+    for (const id of charged) args.push(id)
     return {
       script: this.scriptFor(request.book),
       keys: scriptKeys,
       levels: group.length,
       args,
       charges: op === 'd' && request.cost > 0,
+      undo,
     }
   }
 
@@ -145,19 +151,16 @@ export class ScriptCalls {
     group: readonly number[],
     charged: readonly string[] = [],
   ): Promise<GroupReply> {
-    const decision = this.job(op, request, chain, group, charged)
-    const submitted: Job =
+    // A late answer to a decision the fallback answered: give back exactly what it charged.
+    const undo =
       op === 'd' && request.cost > 0
-        ? {
-            ...decision,
-            // A late answer to a decision the fallback answered: give back exactly what it charged.
-            undo: (late) => {
-              const ids = group.map((_, j) => String(late[4 + 3 * j]))
-              const refund = { ...request, decidedAt: Number(late[0]), policyIds: [] }
-              return this.job('r', refund, chain, group, ids)
-            },
+        ? (late: JobReply) => {
+            const ids = group.map((_, j) => String(late[4 + 3 * j]))
+            const refund = { ...request, decidedAt: Number(late[0]), policyIds: [] }
+            return this.job('r', refund, chain, group, ids)
           }
-        : decision
+        : undefined
+    const submitted = this.job(op, request, chain, group, charged, undo)
     let reply: Awaited<ReturnType<Batcher['submit']>>
     try {
       reply = await this.batcherFor(chain.keys[group[0]!]!).submit(submitted)
