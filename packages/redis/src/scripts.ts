@@ -12,7 +12,8 @@ import { prelude } from './lua/prelude.js'
  *
  * One script per policy book: the limiter's tier definitions are compiled into the script as constants, so
  * a decision sends only its keys, cost and tier, and the script allocates no table for the book. A book
- * changes only when tier limits change at runtime; EVALSHA of a new book's script loads it once (NOSCRIPT).
+ * changes only when tier limits change at runtime; a new book's library is loaded once (FUNCTION LOAD after
+ * "Function not found"; NOSCRIPT → EVAL where Functions are not available).
  *
  * A bucket state is six varints: tat, frac, capacity, tokens, per, and tat − the ms it was written (the
  * epoch registry changes are applied from). A tenant's registry entries are a hash beside its
