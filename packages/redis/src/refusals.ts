@@ -98,6 +98,19 @@ export class LocalRefusals {
     let retryAfterMs = 0
     for (const level of result.levels)
       if (level.retryAfterMs > retryAfterMs) retryAfterMs = level.retryAfterMs
+    // A blocked level counts refusals again the moment its block ends, which may come before the retry
+    // time: answered here only until then. A block writes the debt limit − per + forMs · tokens, which drains
+    // to limit − per exactly at its end (nothing charges or credits a blocked bucket meanwhile), so the time
+    // left follows from the debt. A block shorter than one token may have kept a larger debt: not held.
+    if (rule && request.cost > 0) {
+      for (const [i, l] of result.levels.entries()) {
+        if (!l.blocked || !rule.levels[l.levelIndex]) continue
+        const { capacity, tokens, per } = l.policy
+        if (rule.forMs * tokens < per) return
+        const blockLeftMs = (debts[i]! - (capacity * per - per)) / tokens
+        if (blockLeftMs < retryAfterMs) retryAfterMs = blockLeftMs
+      }
+    }
     if (!(retryAfterMs > 1)) return
     const key = requestKey(request)
     const buckets: string[] = []
@@ -188,7 +201,7 @@ interface Entry {
   /** Redis's clock at the decision. */
   readonly now: number
   readonly tier: string | undefined
-  /** The chain's wait: the longest of its levels'. */
+  /** How long it holds: the chain's wait (the longest of its levels'), or a blocked level's block if sooner. */
   readonly retryAfterMs: number
   /** Each level as Redis decided it, and its state then. */
   readonly levels: readonly { level: LevelResult; state: BucketState }[]

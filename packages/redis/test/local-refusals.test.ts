@@ -196,6 +196,28 @@ describe('local refusals', () => {
     await limiter.close()
   })
 
+  it('with block, stops answering a blocked subject locally when its block ends, before its retry time', async () => {
+    // Found by block.test.ts's model comparison: the block (1 h) ends 1 s before the bucket has 2 tokens,
+    // and a refusal in that second counts again in Redis (and blocks again), so it must reach Redis.
+    const clock = manualClock()
+    const store = redisStore({ client: c, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 2000 })
+    const limiter = createLimiter({
+      store,
+      clock: clock.now,
+      policy: { capacity: 2, refill: { tokens: 1, per: '1s' } },
+      block: { after: 1, within: 1, for: '1h' },
+    })
+    await Promise.all([subscribed(limiter), limiter.check('warm', { cost: 0 })])
+    expect((await limiter.check('ip')).allowed).toBe(true)
+    const blocked = await limiter.check('ip', { cost: 2 })
+    expect(blocked).toMatchObject({ allowed: false, blocked: true, retryAfterMs: 3_601_000 })
+    clock.advance(3_600_000)
+    const again = await limiter.check('ip', { cost: 2 })
+    expect(again).toMatchObject({ allowed: false, blocked: true, retryAfterMs: 3_601_000 })
+    expect(store.localRefusalStats().answered).toBe(0)
+    await limiter.close()
+  })
+
   it('with block, answers only a blocked subject locally, so every refusal that counts reaches Redis', async () => {
     const clock = manualClock()
     const store = redisStore({ client: c, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 2000 })
