@@ -72,6 +72,16 @@ export function silence(
   return () => cancel()
 }
 
+/** Keeps `work` under `key` in `inFlight` until it settles, so callers meanwhile wait for it instead. */
+function track<T>(inFlight: Map<string, Promise<unknown>>, key: string, work: Promise<T>): Promise<T> {
+  inFlight.set(key, work)
+  const forget = () => {
+    if (inFlight.get(key) === work) inFlight.delete(key)
+  }
+  work.then(forget, forget)
+  return work
+}
+
 function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT')
 }
@@ -146,17 +156,10 @@ export function connection(client: StoreClient, timeoutMs: number): Connection {
   let functions = true
   const loadingLibraries = new Map<string, Promise<unknown>>()
   function loadLibrary(library: NonNullable<Script['library']>): Promise<unknown> {
-    let loading = loadingLibraries.get(library.name)
-    if (!loading) {
-      const started = client.loadFunction(library.source)
-      const forget = () => {
-        if (loadingLibraries.get(library.name) === started) loadingLibraries.delete(library.name)
-      }
-      started.then(forget, forget)
-      loading = started
-      loadingLibraries.set(library.name, loading)
-    }
-    return loading
+    return (
+      loadingLibraries.get(library.name) ??
+      track(loadingLibraries, library.name, client.loadFunction(library.source))
+    )
   }
   // Each step below fails before the script ran (Redis answers an unknown function or command without
   // running anything), so trying the next one never applies a decision twice. 'missing': the library was
@@ -211,13 +214,7 @@ export function connection(client: StoreClient, timeoutMs: number): Connection {
         if (!isNoScript(error)) throw error
       }
     }
-    const evaluated = client.eval(s.source, keys, args)
-    evaluating.set(at, evaluated)
-    const forget = () => {
-      if (evaluating.get(at) === evaluated) evaluating.delete(at)
-    }
-    evaluated.then(forget, forget)
-    return await evaluated
+    return await track(evaluating, at, client.eval(s.source, keys, args))
   }
 
   /** Loaded on the node (every master of a Cluster), so the first decisions need not send it. */
