@@ -129,6 +129,7 @@ async function openStore(
   const client = new Redis(redisUrl, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
+    maxLoadingRetryTime: 100, // after a restart, ready within 100 ms of Redis loading its data, not 1 s
     lazyConnect: true,
   })
   client.on('error', () => {}) // reported through the limiter's store-error events; reconnects by itself
