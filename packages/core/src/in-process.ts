@@ -67,8 +67,8 @@ function levelResult(
 
 /**
  * A Store whose chains are atomic because JavaScript runs one thing at a time: the whole chain is read,
- * decided and written in one synchronous turn. Bounded by lru-cache, whose eviction stays O(1) under a key
- * flood; a state whose bucket is full again reads as absent, so no TTL bookkeeping is needed.
+ * decided and written in one synchronous turn. Bounded by its BucketTable, whose eviction stays O(1) under a
+ * key flood; a state whose bucket is full again reads as absent, so no TTL bookkeeping is needed.
  */
 export class InProcessStore implements Store {
   readonly name: string

@@ -23,7 +23,7 @@ describe('bucket ids', () => {
   })
 })
 
-describe('BucketTable: one lru-cache per (limiter name, level) under one bound', () => {
+describe('BucketTable: one recency list per (limiter name, level) under one bound', () => {
   it('never holds more than maxKeys, across tables, and counts each eviction', () => {
     const table = new BucketTable(10, true)
     const user = table.table('default', 'user')
@@ -95,5 +95,122 @@ describe('the in-process store under a key flood on the user level of a chain', 
     const peek = await limiter.check({ user: 'fresh', org: 'acme', global: 'all' }, { cost: 0 })
     expect(peek.levels.map((l) => l.remaining)).toEqual([5, 9000, 9000])
     expect(store.stats().size).toBeLessThanOrEqual(100)
+  })
+})
+
+/**
+ * The reference: per table its keys newest first, and the same eviction rule (a table at its share drops its
+ * own oldest, one below it the largest table's oldest; ties keep the table itself, then the first made).
+ */
+class ModelTable {
+  readonly tables = new Map<string, { key: string; tat: number }[]>()
+  evictions = 0
+  constructor(readonly maxKeys: number) {}
+  private list(name: string) {
+    const list = this.tables.get(name) ?? []
+    this.tables.set(name, list)
+    return list
+  }
+  private get size() {
+    let n = 0
+    for (const list of this.tables.values()) n += list.length
+    return n
+  }
+  find(name: string, key: string): number | undefined {
+    const list = this.list(name)
+    const at = list.findIndex((e) => e.key === key)
+    if (at < 0) return undefined
+    const [entry] = list.splice(at, 1)
+    list.unshift(entry!)
+    return entry!.tat
+  }
+  put(name: string, key: string, tat: number): void {
+    const list = this.list(name)
+    const held = list.find((e) => e.key === key)
+    if (held) {
+      held.tat = tat
+      return
+    }
+    if (this.size >= this.maxKeys) {
+      let victim = list
+      if (list.length * this.tables.size < this.maxKeys)
+        for (const other of this.tables.values()) if (other.length > victim.length) victim = other
+      if (victim.pop()) this.evictions++
+    }
+    list.unshift({ key, tat })
+  }
+  remove(name: string, key: string): boolean {
+    const list = this.list(name)
+    const at = list.findIndex((e) => e.key === key)
+    if (at >= 0) list.splice(at, 1)
+    return at >= 0
+  }
+  entries(): [string, string, number][] {
+    return [...this.tables].flatMap(([name, list]) =>
+      list.map((e) => [name, e.key, e.tat] as [string, string, number]),
+    )
+  }
+}
+
+describe('BucketTable against a reference model', () => {
+  const op = fc.oneof(
+    {
+      weight: 10,
+      arbitrary: fc.record({
+        kind: fc.constant('put' as const),
+        table: fc.nat(2),
+        key: fc.nat(15),
+        tat: fc.nat(1000),
+      }),
+    },
+    {
+      weight: 10,
+      arbitrary: fc.record({ kind: fc.constant('find' as const), table: fc.nat(2), key: fc.nat(15) }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc.record({ kind: fc.constant('remove' as const), table: fc.nat(2), key: fc.nat(15) }),
+    },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('clear' as const) }) },
+  )
+  it('finds, writes, evicts and lists what a per-table LRU under one bound would', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 12 }), fc.array(op, { maxLength: 300 }), (maxKeys, ops) => {
+        const table = new BucketTable(maxKeys)
+        const model = new ModelTable(maxKeys)
+        const names = ['user', 'org', 'global']
+        const levels = names.map((name) => table.table('ns', name))
+        for (const name of names) model.find(name, '')
+        for (const o of ops) {
+          if (o.kind === 'clear') {
+            table.clear()
+            model.tables.clear()
+            for (const name of names) model.find(name, '')
+            continue
+          }
+          const name = names[o.table]!
+          const key = `k${o.key}`
+          if (o.kind === 'put') {
+            table.put(levels[o.table]!, key, state(o.tat))
+            model.put(name, key, o.tat)
+          } else if (o.kind === 'find') {
+            const slot = table.find(levels[o.table]!, key)
+            const tat = slot < 0 ? undefined : table.read(slot, emptyState()).tat
+            expect(tat).toBe(model.find(name, key))
+          } else {
+            expect(table.remove(levels[o.table]!, key)).toBe(model.remove(name, key))
+          }
+          expect(table.size).toBeLessThanOrEqual(maxKeys)
+        }
+        const listed = [...table.entries()].map(([id, s]) => {
+          const [, level, key] = splitNamespacedId(id)!
+          return [level, key, s.tat]
+        })
+        expect(listed).toEqual(model.entries())
+        expect(table.size).toBe(listed.length)
+        expect(table.evictions).toBe(model.evictions)
+      }),
+      { numRuns: 500 },
+    )
   })
 })
