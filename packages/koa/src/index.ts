@@ -1,11 +1,5 @@
-import {
-  type ClientInfo,
-  createHttpGate,
-  type Decision,
-  type HttpLimitOptions,
-  type HttpOutcome,
-  problemJson,
-} from '@tollgate/core/http'
+import type { ClientInfo, Decision, HttpLimitOptions, HttpOutcome } from '@tollgate/core/http'
+import { createHttpGate, problemJson } from '@tollgate/core/http'
 import { admit } from '@tollgate/core/node'
 import type { Context, Middleware, Next } from 'koa'
 

@@ -18,20 +18,8 @@ export {
   routeOverScope,
   withSharedLimiter,
 } from '../http-options.js'
-export {
-  type ClientInfo,
-  type HttpGate,
-  type HttpGateContext,
-  type HttpLimitOptions,
-  type HttpOutcome,
-  type HttpWarning,
-  HttpWarningCode,
-  type Identity,
-  type PassOutcome,
-  type RefuseOutcome,
-  type SkipOutcome,
-  UNEXPECTED_FORWARDED_FOR,
-} from '../http-types.js'
+// Every type an adapter needs to name (options, the gate, its outcomes, warnings).
+export * from '../http-types.js'
 export { ipKey } from '../identity.js'
 export type { Subject } from '../limiter.js'
 export {

@@ -38,6 +38,7 @@ export {
   monotonicClock,
   type NamespacedTierEntry,
 } from '../in-process.js'
+export type { KeyIndex } from '../key-index.js'
 export { DEFAULT_LIMITER_NAME } from '../names.js'
 export { normalizePolicy, type Policy, policyFromId, policyToInput } from '../policy.js'
 export {
