@@ -50,7 +50,11 @@ export class KeyIndex {
   remove(hash: number, slot: number): void {
     const { cells, mask } = this
     let hole = hash & mask
-    while (cells[2 * hole + 1] !== slot) hole = (hole + 1) & mask
+    while (cells[2 * hole + 1] !== slot) {
+      // Not filed under this hash: nothing to take out (a run always ends at an empty pair).
+      if (cells[2 * hole + 1] === EMPTY) return
+      hole = (hole + 1) & mask
+    }
     // Backward shift: a later pair of the run moves into the hole unless the hole lies before its home
     // (its first probe), where a lookup for it would never pass.
     for (let i = (hole + 1) & mask; cells[2 * i + 1] !== EMPTY; i = (i + 1) & mask) {
