@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
-import type { BucketState } from './algorithm.js'
 import type { PolicyBook } from './book.js'
+import { BucketTable, emptyState } from './bucket-table.js'
 import { type ChainEntry, evaluateChain } from './chain.js'
 import type { StoreErrorMode } from './events.js'
 import { bucketId } from './ids.js'
@@ -38,14 +38,15 @@ const LATEST = Number.MAX_SAFE_INTEGER
 export class Fallback {
   // Made on first use: lru-cache sizes its arrays for `max` up front, and most limiters never fall back.
   private seenCache: LRUCache<string, Seen> | undefined
-  private statesCache: LRUCache<string, BucketState> | undefined
+  private bucketsCache: BucketTable | undefined
   private get seen(): LRUCache<string, Seen> {
     this.seenCache ??= new LRUCache<string, Seen>(grown)
     return this.seenCache
   }
-  private get states(): LRUCache<string, BucketState> {
-    this.statesCache ??= new LRUCache<string, BucketState>(grown)
-    return this.statesCache
+  /** The local buckets: the in-process store's own table (compact, bounded, flood-safe), made on first use. */
+  private get buckets(): BucketTable {
+    this.bucketsCache ??= new BucketTable(rememberedTenants)
+    return this.bucketsCache
   }
   /** Shares of policies (by id) for `sharesOf` servers. */
   private readonly shares = new Map<string, Policy>()
@@ -109,8 +110,11 @@ export class Fallback {
       )
       return { allowed: admit, now, tier, levels, degraded: this.mode }
     }
+    const buckets = this.buckets
+    const tables = buckets.tablesOf(book.namespace, book.levels)
     const entries: ChainEntry[] = resolved.map(({ index, key, r }) => {
-      const state = this.states.get(bucketId(book.levels[index]!, key))
+      const slot = buckets.find(tables[index]!, key)
+      const state = slot < 0 ? undefined : buckets.read(slot, emptyState())
       return {
         state: state === undefined || isExpired(state, now) ? undefined : state,
         policy: this.share(r.policy),
@@ -120,7 +124,7 @@ export class Fallback {
     const outcome = evaluateChain(entries, now)
     const levels = resolved.map(({ index, key, r }, j): LevelResult => {
       const next = outcome.states[j]
-      if (next) this.states.set(bucketId(book.levels[index]!, key), next)
+      if (next) buckets.put(tables[index]!, key, next)
       const policy = entries[j]!.policy
       const level = book.levels[index]!
       return { levelIndex: index, level, key, ...r, policy, limit: policy.capacity, ...outcome.results[j]! }

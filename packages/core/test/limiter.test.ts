@@ -100,6 +100,33 @@ describe('when the store fails', () => {
     expect((await limiter.check('t')).allowed).toBe(false)
   })
 
+  it('local keeps the bucket of a hot tenant through a flood of new tenants, and stays bounded', async () => {
+    const now = 0
+    const { store, setDown } = switchableStore(() => now)
+    const limiter = createLimiter({
+      store,
+      clock: () => now,
+      onStoreError: 'local',
+      levels: ['user', { name: 'global', key: 'all' }],
+      policies: {
+        user: { capacity: 3, refill: { tokens: 1, per: '1h' } },
+        global: { capacity: 1e9, refill: 1e9 },
+      },
+    })
+    setDown(true)
+    for (let i = 0; i < 3; i++) expect((await limiter.check({ user: 'hot' })).allowed).toBe(true)
+    // 150,000 one-off tenants: more than the fallback remembers (100,000), so it evicts; the hot tenant,
+    // asked every 1000 of them, stays recent, so its empty bucket is kept and it stays refused.
+    for (let i = 0; i < 150_000; i++) {
+      if (i % 1000 === 0) expect((await limiter.check({ user: 'hot' })).allowed).toBe(false)
+      const d = await limiter.check({ user: `u${i}` })
+      if (!d.allowed || d.degraded !== 'local') expect(d).toMatchObject({ allowed: true, degraded: 'local' })
+    }
+    // A tenant of the flood's first half was evicted and starts full again; a recent one is still charged.
+    expect((await limiter.check({ user: 'u0' })).levels[0]!.remaining).toBe(2)
+    expect((await limiter.check({ user: 'u149999' })).levels[0]!.remaining).toBe(1)
+  }, 30_000)
+
   it('opens the circuit after repeated failures, then probes once the cooldown has passed', async () => {
     let now = 0
     const { store, setDown, calls } = switchableStore(() => now)
