@@ -206,6 +206,40 @@ describe('decisions on Redis time', () => {
     return Number(/calls=(\d+)/.exec(line ?? '')?.[1] ?? 0)
   }
 
+  it('reads and writes a bucket that many decisions of one call share once per call, and decides them in order', async () => {
+    const prefix = uniquePrefix()
+    const store = redisStore({ client, prefix, timeoutMs: 5000 })
+    const user = policy(1000, 1, '1h')
+    const org = policy(25, 1, '1h')
+    // Warm (library loaded), then 40 decisions at once: most go as a few batch calls.
+    await consumeOps(store, [op('warm', user), op('other-org', org, 1, 'org')])
+    await client.config('RESETSTAT')
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => consumeOps(store, [op(`u${i}`, user), op('acme', org, 1, 'org')])),
+    )
+    const calls = await commandCalls(client, 'fcall')
+    const gets = await commandCalls(client, 'get')
+    const exists = await commandCalls(client, 'exists')
+    expect(calls).toBeLessThan(40)
+    // Per call: its record, and the org bucket once; each user bucket once.
+    expect(gets).toBe(2 * calls + 40)
+    expect(exists).toBe(calls + 40)
+    // Exactly the org's 25, in the order the decisions were made, each seeing the ones before it.
+    const admitted = results.filter((r) => r.allowed)
+    expect(admitted).toHaveLength(25)
+    expect(admitted.map((r) => r.results[1]!.remaining).sort((a, b) => b - a)).toEqual(
+      Array.from({ length: 25 }, (_, i) => 24 - i),
+    )
+    // What was written is the last state: the org is empty, and its key lives until it is full again (25 h).
+    expect(
+      (await consumeOps(store, [op('late', user, 0), op('acme', org, 0, 'org')])).results[1]!.remaining,
+    ).toBe(0)
+    const ttl = await client.pttl(`${prefix}{org:acme}`)
+    expect(ttl).toBeGreaterThan(24.9 * 3_600_000)
+    expect(ttl).toBeLessThanOrEqual(25 * 3_600_000)
+    await store.close?.()
+  })
+
   it('decides by FCALL, loads the library again after FUNCTION FLUSH and counts the request once', async () => {
     const store = redisStore({ client, prefix: uniquePrefix(), timeoutMs: 2000 })
     const p = normalizePolicy({ capacity: 10, refill: 0 })

@@ -20,6 +20,22 @@ local KEYS, ARGV, now, slack
 -- A decision: its op, cost, forced tier, chain levels, registry histories and where its keys start. One
 -- table set serves every decision of the call in turn (decisions are decided one after the other).
 local d = { lvls = {}, assign = {}, custom = {}, keyslot = {}, logslot = {} }
+-- Registry hashes read in this call, by key (false: none), and their keys in order.
+local registry_seen, registry_keys, registry_count = {}, {}, 0
+
+-- Empties what the last call staged and read (also after a call that failed half-way): the tables are
+-- kept, not made again, so a call of one decision allocates nothing for them.
+local function forget_call()
+  for i = 1, pending_count do
+    local key = pending_keys[i]
+    pending_raw[key], pending_ttl[key], pending_keys[i] = nil, nil, nil
+  end
+  pending_count = 0
+  for i = 1, registry_count do
+    registry_seen[registry_keys[i]], registry_keys[i] = nil, nil
+  end
+  registry_count = 0
+end
 local function read_decision(a, key_base)
   d.op, d.cost, d.forced, d.decided_at = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
   d.charged = nil
@@ -43,10 +59,21 @@ local function read_decision(a, key_base)
         d.logslot[j] = p
         p = p + 1
       end
-      if redis.call('EXISTS', reg_key) == 1 then
-        local reg = redis.call('HMGET', reg_key, 'a', 'b')
-        d.assign[j] = parse_hist(reg[1])
-        d.custom[j] = parse_hist(reg[2])
+      -- Registry entries change only by admin scripts, never during a call: read each hash once per call.
+      local reg = registry_seen[reg_key]
+      if reg == nil then
+        reg = false
+        if redis.call('EXISTS', reg_key) == 1 then
+          local fields = redis.call('HMGET', reg_key, 'a', 'b')
+          reg = { parse_hist(fields[1]), parse_hist(fields[2]) }
+        end
+        registry_seen[reg_key] = reg
+        registry_count = registry_count + 1
+        registry_keys[registry_count] = reg_key
+      end
+      if reg then
+        d.assign[j] = reg[1]
+        d.custom[j] = reg[2]
       end
     elseif src ~= 'x' then
       d.assign[j] = parse_hist(string.sub(src, 2))
@@ -125,11 +152,35 @@ local function advance(d, st, j)
   return st
 end
 
+-- Stages a state write for the end of the call (see pending_raw); the last write of a key wins.
+local function stage(key, value, ttl)
+  if pending_raw[key] == nil then
+    pending_count = pending_count + 1
+    pending_keys[pending_count] = key
+  end
+  pending_raw[key], pending_ttl[key] = value, ttl
+end
+
+-- Sends the staged writes: one DEL or SET per key, however many decisions of the call wrote it.
+local function flush()
+  for i = 1, pending_count do
+    local key = pending_keys[i]
+    local value, ttl = pending_raw[key], pending_ttl[key]
+    if not value then
+      redis.call('DEL', key)
+    elseif ttl then
+      redis.call('SET', key, value, 'PX', ttl)
+    else
+      redis.call('SET', key, value)
+    end
+  end
+end
+
 -- Writes the state owing this debt; a full bucket is no key at all.
 local function write(d, e, debt)
   local key = KEYS[e.k]
   if debt <= 0 then
-    redis.call('DEL', key)
+    stage(key, false, false)
     return
   end
   local frozen = e.tokens == 0
@@ -139,10 +190,10 @@ local function write(d, e, debt)
   local frac = math.fmod(debt, k)
   local value = encode_state(tat, frac, e.scale, has_history(d, e.j) and tat - now)
   if frozen then
-    redis.call('SET', key, value)
+    stage(key, value, false)
   else
     local ttl = math.max(tat - now + (frac > 0 and 1 or 0), hold_ms(d.lvls[e.j]))
-    redis.call('SET', key, value, 'PX', math.min(ttl + slack, MAX_TTL))
+    stage(key, value, math.min(ttl + slack, MAX_TTL))
   end
 end
 
@@ -213,6 +264,7 @@ end
 
 local function decide(keys, argv)
   KEYS, ARGV = keys, argv
+  forget_call()
   now = clock(ARGV[1])
   slack = tonumber(ARGV[2])
   local record_ms = tonumber(ARGV[3])
@@ -281,6 +333,7 @@ local function decide(keys, argv)
       end
     end
   end
+  flush()
   -- The keys after the decisions' are records of this process's calls that were answered: a call whose reply
   -- came back is never re-sent nor cancelled, so its record has served (else it expires after record ms).
   if #KEYS > key_base then redis.call('DEL', unpack(KEYS, key_base + 1, #KEYS)) end

@@ -65,13 +65,20 @@ end
 -- about a µs). Above that cap SET PX could not take them anyway (Redis adds its clock and refuses an overflow).
 local MAX_TTL = 1e15
 
+-- States a call has decided but not yet written, by key (false: deleted), with their PX (false: none): a
+-- decide call reads a key it already decided from here and writes each key once, at its end, so a batch in
+-- which many decisions share a bucket (a global level, an org, a hot tenant) reads and writes it once.
+-- Scripts that never stage a write read Redis as before.
+local pending_raw, pending_ttl, pending_keys, pending_count = {}, {}, {}, 0
+
 -- A state is six unsigned base-128 varints (low 7 bits first, high bit = more bytes follow): tat, frac,
 -- capacity, tokens, per, and zigzag(tat - epoch); 12 bytes for a typical bucket, which keeps a key under
 -- 100 bytes of MEMORY USAGE. Five varints is the layout of earlier releases (no epoch): read as epoch 0.
 -- Integer arithmetic below stays exact: every value is an integer below 2^53. scale is scale_text of the
 -- policy now in force (cap, tokens, per): a state under it is read without decoding those three.
 local function read_state(key, cap, tokens, per, scale)
-  local raw = redis.call('GET', key)
+  local raw = pending_raw[key]
+  if raw == nil then raw = redis.call('GET', key) end
   if not raw then return nil end
   -- The common state: a 6-byte tat, a 1-byte frac, the policy's own scale, then the epoch's age if any.
   local b1, b2, b3, b4, b5, b6, b7 = byte(raw, 1, 7)
