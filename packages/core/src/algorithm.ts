@@ -65,9 +65,11 @@ export interface Assessment {
   readonly converted: boolean
 }
 
-function scale(policy: Policy): { k: number; T: number } {
-  return policy.tokens === 0 ? { k: 1, T: 1 } : { k: policy.tokens, T: policy.per }
-}
+// k (sub-units per ms) and T (sub-units per token) of a policy; rate 0 is frozen: k = T = 1. Two functions,
+// not one returning { k, T }: these run per level of every decision, and an object each time is garbage.
+const kOf = (policy: Policy): number => (policy.tokens === 0 ? 1 : policy.tokens)
+// Stryker disable next-line ConditionalExpression: a rate-0 policy has per 1 (normalizePolicy), so policy.per is already 1
+const tOf = (policy: Policy): number => (policy.tokens === 0 ? 1 : policy.per)
 
 /** Sub-units a state owes at `now`, under the policy it was written with. */
 function debtUnderOwnPolicy(state: BucketState, now: number): number {
@@ -95,8 +97,7 @@ export function convertDebt(state: BucketState, policy: Policy, now: number): nu
   const oldT = state.tokens === 0 ? 1 : state.per
   const oldDebtTokens = oldDebt / oldT
   const available = Math.min(Math.max(state.capacity - oldDebtTokens, 0), policy.capacity)
-  const { T } = scale(policy)
-  return Math.max(0, Math.ceil((policy.capacity - available) * T - 1e-9))
+  return Math.max(0, Math.ceil((policy.capacity - available) * tOf(policy) - 1e-9))
 }
 
 export function assess(
@@ -105,18 +106,40 @@ export function assess(
   now: number,
   cost: number,
 ): Assessment {
-  const { k } = scale(policy)
+  return assessInto(newAssessment(), state, policy, now, cost)
+}
+
+/** An Assessment to fill (a store's scratch, reused decision after decision). */
+export type AssessmentScratch = { -readonly [K in keyof Assessment]: Assessment[K] }
+
+export const newAssessment = (): AssessmentScratch => ({
+  policy: undefined as unknown as Policy,
+  cost: 0,
+  fits: false,
+  debt: 0,
+  origin: 0,
+  converted: false,
+})
+
+/** assess, written into `into` (no allocation on the hot path); returns `into`. */
+export function assessInto(
+  into: AssessmentScratch,
+  state: BucketState | undefined,
+  policy: Policy,
+  now: number,
+  cost: number,
+): AssessmentScratch {
   const origin = policy.tokens === 0 ? 0 : now
   let debt = 0
   let converted = false
   if (state) {
-    if (sameScale(state, policy)) debt = Math.max(0, (state.tat - origin) * k + state.frac)
+    if (sameScale(state, policy)) debt = Math.max(0, (state.tat - origin) * kOf(policy) + state.frac)
     else {
       debt = convertDebt(state, policy, now)
       converted = true
     }
   }
-  return assessDebt(policy, debt, now, cost, converted)
+  return assessDebtInto(into, policy, debt, now, cost, converted)
 }
 
 /**
@@ -130,12 +153,27 @@ export function assessDebt(
   cost: number,
   converted = false,
 ): Assessment {
-  // Stryker disable next-line ConditionalExpression: a rate-0 policy has per 1 (normalizePolicy), so policy.per is already 1
-  const T = policy.tokens === 0 ? 1 : policy.per
+  return assessDebtInto(newAssessment(), policy, debt, now, cost, converted)
+}
+
+function assessDebtInto(
+  into: AssessmentScratch,
+  policy: Policy,
+  debt: number,
+  now: number,
+  cost: number,
+  converted: boolean,
+): AssessmentScratch {
+  const T = tOf(policy)
   // A peek (cost 0) asks whether one token is there, so capacity 0 refuses even a peek.
   const probe = cost === 0 ? T : cost * T
-  const origin = policy.tokens === 0 ? 0 : now
-  return { policy, cost, fits: debt + probe <= policy.capacity * T, debt, origin, converted }
+  into.policy = policy
+  into.cost = cost
+  into.fits = debt + probe <= policy.capacity * T
+  into.debt = debt
+  into.origin = policy.tokens === 0 ? 0 : now
+  into.converted = converted
+  return into
 }
 
 /** Figures and the state to write, given whether the chain charges this bucket. */
@@ -154,7 +192,8 @@ export function settle(
  */
 export function settleInto(a: Assessment, charge: boolean, into: BucketResult): number {
   const { policy } = a
-  const { k, T } = scale(policy)
+  const k = kOf(policy)
+  const T = tOf(policy)
   const frozen = policy.tokens === 0
   const limit = policy.capacity * T
   const debt = charge ? a.debt + a.cost * T : a.debt
