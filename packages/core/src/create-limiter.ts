@@ -148,6 +148,11 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
         return failed(request, admission, error)
       }
     }
+    // A decision the store can answer without I/O (Redis's remembered refusals): no Promise to wait on.
+    if (store.answerNow && !tierBook.needsLoad) {
+      const known = store.answerNow(request)
+      if (known !== undefined) return succeeded(known, admission)
+    }
     const load = tierBook.needsLoad ? tierBook.load() : undefined
     // Tier definitions never read from the store yet: a decision must not assume nobody changed them.
     const asked = load

@@ -136,6 +136,12 @@ export interface Store {
    * prefers it, saving a promise per decision; it must never do I/O.
    */
   decideNow?(request: DecideRequest): DecideResult
+  /**
+   * Optional, for stores that decide elsewhere but can answer some decisions here (a shared store's
+   * remembered refusals): that answer synchronously, or undefined to ask `decide`. No I/O; the limiter asks
+   * it first while the circuit is closed, so an answer it gives never waits on a Promise.
+   */
+  answerNow?(request: DecideRequest): DecideResult | undefined
   /** Gives back `cost` on every level charged under an unchanged policy, never above capacity, atomically. */
   refund(request: RefundRequest): Promise<void>
   /** Forgets a bucket's state (it is full again). Resolves whether there was any. */

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { createLimiter, ErrorCode, type LimiterEvent, type Store, TollgateError } from './internals.js'
+import {
+  createLimiter,
+  ErrorCode,
+  InProcessStore,
+  type LimiterEvent,
+  type Store,
+  TollgateError,
+} from './internals.js'
 import { switchableStore } from './switchable-store.js'
 
 describe('createLimiter options', () => {
@@ -126,6 +133,38 @@ describe('when the store fails', () => {
     expect((await limiter.check({ user: 'u0' })).levels[0]!.remaining).toBe(2)
     expect((await limiter.check({ user: 'u149999' })).levels[0]!.remaining).toBe(1)
   }, 30_000)
+
+  it("takes a store's answerNow in the same turn, asks decide when it has none, and skips it while the circuit is open", async () => {
+    const now = 0
+    const { store, setDown, calls } = switchableStore(() => now)
+    const held = new InProcessStore({ maxKeys: 10, clock: () => now })
+    let asked = 0
+    // Answers tenant 'hot' here (as Redis's remembered refusals do), anything else is left to decide.
+    store.answerNow = (request) => {
+      asked++
+      return request.keys[0] === 'hot' ? held.decideNow({ ...request, cost: 0 }) : undefined
+    }
+    const limiter = createLimiter({
+      store,
+      clock: () => now,
+      onStoreError: 'open',
+      breaker: { failures: 1, cooldownMs: 1000 },
+      policy: { capacity: 5, refill: 5 },
+    })
+    const hot = limiter.checkNow('hot')
+    expect(hot).not.toBeInstanceOf(Promise)
+    expect(hot).toMatchObject({ allowed: true, remaining: 5 })
+    expect(calls()).toBe(0)
+    const cold = limiter.checkNow('cold')
+    expect(cold).toBeInstanceOf(Promise)
+    expect(await cold).toMatchObject({ allowed: true, remaining: 4 })
+    expect([asked, calls()]).toEqual([2, 1])
+    setDown(true)
+    expect((await limiter.check('cold')).degraded).toBe('open')
+    // Open: the fallback answers, not answerNow (nor decide).
+    expect((await limiter.check('hot')).degraded).toBe('open')
+    expect([asked, calls()]).toEqual([3, 2])
+  })
 
   it('opens the circuit after repeated failures, then probes once the cooldown has passed', async () => {
     let now = 0

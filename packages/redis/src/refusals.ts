@@ -1,11 +1,12 @@
 import {
-  assess,
+  assessInto,
   type BucketState,
   type Clock,
   type DecideRequest,
   type DecideResult,
   type LevelResult,
-  settle,
+  newAssessment,
+  settleInto,
   stateFromDebt,
 } from '@tollgate/core/store'
 import { LRUCache } from 'lru-cache'
@@ -43,6 +44,10 @@ export class LocalRefusals {
   answered = 0
   /** Bumped by every change: a reply to a call sent before it is not remembered. */
   private generation = 0
+  /** The request answer last found no entry for. */
+  private missed: DecideRequest | undefined
+  /** One assessment at a time (answer runs in one turn). */
+  private readonly scratch = newAssessment()
 
   constructor(
     max: number,
@@ -61,24 +66,49 @@ export class LocalRefusals {
 
   /** A refusal answered here, or undefined: ask Redis. */
   answer(request: DecideRequest): DecideResult | undefined {
+    // The limiter asks answerNow, then (on a miss) decide with the same request in the same turn: once is enough.
+    if (request === this.missed) {
+      this.missed = undefined
+      return undefined
+    }
     if (this.entries.size === 0) return undefined
     const key = requestKey(request)
     const entry = this.entries.get(key)
-    if (!entry) return undefined
+    if (!entry) {
+      this.missed = request
+      return undefined
+    }
     const elapsed = this.now() - entry.at
     if (!(this.testClock ? elapsed < entry.retryAfterMs : elapsed * DRIFT < entry.retryAfterMs - 1)) {
       this.entries.delete(key)
+      this.missed = request
       return undefined
     }
     const now = entry.now + Math.floor(elapsed)
-    const levels: LevelResult[] = []
+    const held = entry.levels
+    // Stryker disable next-line ArrayDeclaration: pre-sizing only; the loop writes every index
+    const levels: LevelResult[] = new Array(held.length)
     let allowed = true
-    for (const { level, state } of entry.levels) {
-      const figures = settle(assess(state, level.policy, now, request.cost), false).result
+    for (let i = 0; i < held.length; i++) {
+      const { level, state } = held[i]!
+      // The level as Redis answered it, with its figures as they are now (a block may have ended since):
+      // written field by field into one object, the way answers are made thousands of times a second.
+      const figures: LevelResult = {
+        levelIndex: level.levelIndex,
+        level: level.level,
+        key: level.key,
+        policy: level.policy,
+        limit: level.limit,
+        custom: level.custom,
+        allowed: false,
+        remaining: 0,
+        resetAfterMs: 0,
+        retryAfterMs: 0,
+        delayMs: 0,
+      }
+      settleInto(assessInto(this.scratch, state, level.policy, now, request.cost), false, figures)
       if (!figures.allowed) allowed = false
-      // `blocked` only as the figures say now: a block may have ended.
-      const { blocked: _then, ...rest } = level
-      levels.push({ ...rest, ...figures })
+      levels[i] = figures
     }
     // Never reached while the bound holds; should it be, Redis decides.
     if (allowed) return undefined

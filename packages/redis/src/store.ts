@@ -137,6 +137,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       } else if (request.cost > 0) refusals.charged(decided.result)
       return decided.result
     },
+    answerNow: refusals && ((request) => refusals.answer(request)),
     async refund(request) {
       request.keys.forEach((key, i) => {
         if (key !== undefined && request.policyIds[i] !== undefined)

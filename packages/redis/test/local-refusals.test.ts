@@ -97,6 +97,30 @@ describe('local refusals', () => {
     await limiter.close()
   })
 
+  it('answers a held refusal in the same turn (checkNow gives a Decision, not a Promise), and asks Redis once it expires', async () => {
+    const { clock, limiter, store } = setup()
+    await Promise.all([subscribed(limiter), limiter.getTier({ level: 'org', key: 'o' })])
+    const chain = { user: 'u', org: 'o' }
+    for (let i = 0; i < 3; i++) expect((await limiter.check(chain)).allowed).toBe(true)
+    const first = limiter.checkNow(chain)
+    // The first refusal comes from Redis.
+    expect(first).toBeInstanceOf(Promise)
+    expect(await first).toMatchObject({ allowed: false, retryAfterMs: 20_000 })
+    clock.advance(5_000)
+    const held = limiter.checkNow(chain)
+    expect(held).not.toBeInstanceOf(Promise)
+    expect(held).toMatchObject({ allowed: false, binding: 'user', retryAfterMs: 15_000, remaining: 0 })
+    expect(store.localRefusalStats().answered).toBe(1)
+    // Expired: dropped here, and the decide that follows in the same turn goes to Redis.
+    const before = await scriptCalls()
+    clock.advance(15_000)
+    const after = limiter.checkNow(chain)
+    expect(after).toBeInstanceOf(Promise)
+    expect((await after).allowed).toBe(true)
+    expect(await scriptCalls()).toBe(before + 1)
+    await limiter.close()
+  })
+
   it('never differs from Redis asked every time, in any figure, over random checks, costs, time, refunds and changes', async () => {
     // Checks weigh most, so a refused chain is often asked again at its cost before its retry time.
     const step = fc.oneof(

@@ -3,14 +3,18 @@
 export { advance } from '../advance.js'
 export {
   type Assessment,
+  type AssessmentScratch,
   assess,
   assessDebt,
+  assessInto,
   type BucketResult,
   type BucketState,
   convertDebt,
   decide,
+  newAssessment,
   sameScale,
   settle,
+  settleInto,
   stateFromDebt,
   stateTtlMs,
 } from '../algorithm.js'
