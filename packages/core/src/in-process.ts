@@ -148,7 +148,9 @@ export class InProcessStore implements Store {
     const tier = tierAt(book, entries, forced, now)
     const { assessments, slots, tablesAt, keysAt, scratchStates } = this
     const tables = this.states.tablesOf(book.namespace, book.levels)
-    const levels: LevelResult[] = []
+    // Sized once (trimmed below when a level has no key or no policy): pushes would grow it twice.
+    // Stryker disable next-line ArrayDeclaration: pre-sizing only; the loop writes every index it keeps
+    const levels: LevelResult[] = new Array(keys.length)
     let allowed = true
     let n = 0
     for (let i = 0; i < keys.length; i++) {
@@ -169,9 +171,10 @@ export class InProcessStore implements Store {
       slots[n] = slot
       tablesAt[n] = table
       keysAt[n] = key
-      levels.push(levelResult(i, book.levels[i]!, key, r.policy, r.custom))
+      levels[n] = levelResult(i, book.levels[i]!, key, r.policy, r.custom)
       n++
     }
+    if (n < levels.length) levels.length = n
     const charge = allowed && cost > 0
     // A refused charge counts towards blocking repeat offenders (block.ts); a block is a state to write.
     const blocks =

@@ -152,6 +152,48 @@ class ModelTable {
   }
 }
 
+describe("BucketTable's memo of the key found last", () => {
+  it('never answers for a bucket removed, evicted or cleared since it was found', () => {
+    // Few keys and a bound of 3: a find, then a remove, an eviction or a clear, then the same find again is common.
+    const step = fc.record({
+      kind: fc.constantFrom('put', 'find', 'find', 'remove', 'clear'),
+      key: fc.nat(4),
+    })
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
+        const table = new BucketTable(3)
+        const user = table.table('ns', 'user')
+        const held = new Map<string, number>()
+        for (const [i, o] of steps.entries()) {
+          const key = `k${o.key}`
+          if (o.kind === 'put') {
+            table.put(user, key, state(i))
+            held.delete(key)
+            held.set(key, i)
+            // The least recently used goes first (a Map lists in insertion order; finds re-insert).
+            if (held.size > 3) held.delete(held.keys().next().value!)
+          } else if (o.kind === 'remove') {
+            table.remove(user, key)
+            held.delete(key)
+          } else if (o.kind === 'clear') {
+            table.clear()
+            held.clear()
+          } else {
+            const slot = table.find(user, key)
+            const tat = held.get(key)
+            if (tat !== undefined) {
+              held.delete(key)
+              held.set(key, tat)
+            }
+            expect(slot < 0 ? undefined : table.read(slot, emptyState()).tat).toBe(tat)
+          }
+        }
+      }),
+      { numRuns: 1000 },
+    )
+  })
+})
+
 describe('BucketTable against a reference model', () => {
   const op = fc.oneof(
     {
