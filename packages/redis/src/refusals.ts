@@ -82,7 +82,7 @@ export class LocalRefusals {
     const last = this.last
     let key: string
     let entry: Entry | undefined
-    if (last !== undefined && last.entry.held && sameRequest(last.request, request)) {
+    if (last?.entry.held && sameRequest(last.request, request)) {
       key = last.key
       entry = last.entry
     } else {
