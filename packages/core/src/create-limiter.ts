@@ -68,6 +68,17 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       'a Store (memoryStore(), redisStore({ client }), ...)',
     )
   }
+  // A decision holds a bucket per level at once: a store bounded below that evicts the chain's own buckets
+  // while it decides, and the lower levels never bind.
+  const bound = (store as { readonly maxKeys?: unknown }).maxKeys
+  if (typeof bound === 'number' && bound < levels.length) {
+    throw invalid(
+      ErrorCode.InvalidOption,
+      'maxKeys',
+      bound,
+      `a whole number ≥ ${levels.length}: a decision of this limiter holds one bucket per level (${levelNames.join(', ')})`,
+    )
+  }
   // Before anything that would need undoing: a store that cannot count its fleet is refused here.
   const servers = serverCount(config.expectedServers, store)
 

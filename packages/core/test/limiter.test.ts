@@ -52,6 +52,22 @@ describe('createLimiter options', () => {
     expect((await limiter.check('1.2.3.4')).allowed).toBe(true)
   })
 
+  it('refuses a store bounded below one bucket per level, which would let the lower levels never bind', async () => {
+    const perHour = (n: number) => ({ capacity: n, refill: { tokens: n, per: '1h' as const } })
+    const options = {
+      levels: ['user', 'org', 'global'],
+      policies: { user: perHour(1), org: perHour(100), global: perHour(1000) },
+    }
+    expect(() => createLimiter({ ...options, store: new InProcessStore({ maxKeys: 2 }) })).toThrowError(
+      expect.objectContaining({ code: ErrorCode.InvalidOption, field: 'maxKeys', value: 2 }),
+    )
+    // At one bucket per level the chain holds: the user level admits its one.
+    const limiter = createLimiter({ ...options, store: new InProcessStore({ maxKeys: 3 }) })
+    const admitted = []
+    for (let i = 0; i < 5; i++) admitted.push((await limiter.check({ user: 'u', org: 'o' })).allowed)
+    expect(admitted).toEqual([true, false, false, false, false])
+  })
+
   it('allows everything when the subject has a key for no limited level', async () => {
     const limiter = createLimiter({
       levels: ['user', 'org'],
