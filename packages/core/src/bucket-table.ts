@@ -88,6 +88,9 @@ export class BucketTable {
   private readonly recentIndexes: number[] = []
   private recentNext = 0
   private readonly collectEvicted: boolean
+  /** The key find() last missed, and its hash. */
+  private missedKey: string | undefined
+  private missedHash = 0
 
   /** `collectEvicted`: keep the ids of evicted buckets for takeEvicted (a store with an onEvict). */
   constructor(maxKeys: number, collectEvicted = false) {
@@ -139,8 +142,14 @@ export class BucketTable {
   find(table: LevelTable, key: string): number {
     let slot = table.lastSlot
     if (key !== table.lastKey) {
-      slot = table.slots.find(key, hashKey(key), this.keys)
-      if (slot === NONE) return NONE
+      const hash = hashKey(key)
+      slot = table.slots.find(key, hash, this.keys)
+      if (slot === NONE) {
+        // A miss is most often followed by writing this key's new bucket: its hash is kept for that.
+        this.missedKey = key
+        this.missedHash = hash
+        return NONE
+      }
       table.lastKey = key
       table.lastSlot = slot
     }
@@ -194,7 +203,7 @@ export class BucketTable {
     if (at < 0) {
       if (this.count >= this.maxKeys) this.makeRoom(table)
       at = this.allocate()
-      const hash = hashKey(key)
+      const hash = key === this.missedKey ? this.missedHash : hashKey(key)
       this.keys[at] = key
       this.links[at * LINK_STRIDE + 2] = hash
       table.slots.add(hash, at)
