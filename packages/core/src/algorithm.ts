@@ -156,7 +156,8 @@ export function assessDebt(
   return assessDebtInto(newAssessment(), policy, debt, now, cost, converted)
 }
 
-function assessDebtInto(
+/** assessDebt, written into `into` (a store's scratch); returns `into`. */
+export function assessDebtInto(
   into: AssessmentScratch,
   policy: Policy,
   debt: number,

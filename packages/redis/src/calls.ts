@@ -1,14 +1,15 @@
 /// <reference path="./cluster-key-slot.d.ts" />
 import {
-  assessDebt,
+  assessDebtInto,
   type DecideRequest,
   type DecideResult,
   describeValue,
   type LevelResult,
+  newAssessment,
   type PolicyBook,
   policyFromId,
   type RefundRequest,
-  settle,
+  settleInto,
 } from '@tollgate/core/store'
 import calculateSlot from 'cluster-key-slot'
 import { Batcher, type Job, type JobReply } from './batch.js'
@@ -210,6 +211,9 @@ export interface Decided {
   readonly debts: readonly number[]
 }
 
+/** toResult's assessment, filled once per level (one decision at a time, in one turn). */
+const scratch = newAssessment()
+
 /** The Decision's levels from the groups' replies: core's maths on the debts Redis returned. */
 export function toResult(request: DecideRequest, replies: GroupReply[], allowed: boolean): Decided {
   const first = replies[0]!
@@ -224,29 +228,22 @@ export function toResult(request: DecideRequest, replies: GroupReply[], allowed:
     if (!level || level.id === '') continue
     const policy = policyFromId(level.id)
     if (!policy) throw new Error(`unreadable policy id ${describeValue(level.id)}`)
-    const assessment = assessDebt(policy, level.debt, first.now, request.cost)
-    const {
-      allowed: fits,
-      remaining,
-      resetAfterMs,
-      retryAfterMs,
-      delayMs,
-      blocked,
-    } = settle(assessment, charge).result
-    levels.push({
+    // One object per level, its figures written into it (settle would make a result and a state to copy).
+    const figures: LevelResult = {
       levelIndex: i,
       level: request.book.levels[i]!,
       key: request.keys[i]!,
       policy,
       limit: policy.capacity,
       custom: level.custom,
-      allowed: fits,
-      remaining,
-      resetAfterMs,
-      retryAfterMs,
-      delayMs,
-      ...(blocked && { blocked }),
-    })
+      allowed: false,
+      remaining: 0,
+      resetAfterMs: 0,
+      retryAfterMs: 0,
+      delayMs: 0,
+    }
+    settleInto(assessDebtInto(scratch, policy, level.debt, first.now, request.cost, false), charge, figures)
+    levels.push(figures)
     debts.push(level.debt)
   }
   return { result: { allowed, now: first.now, tier: first.tier, levels }, debts }

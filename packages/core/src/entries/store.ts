@@ -6,6 +6,7 @@ export {
   type AssessmentScratch,
   assess,
   assessDebt,
+  assessDebtInto,
   assessInto,
   type BucketResult,
   type BucketState,
