@@ -159,8 +159,9 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
         return failed(request, admission, error)
       }
     }
-    // A decision the store can answer without I/O (Redis's remembered refusals): no Promise to wait on.
-    if (store.answerNow && !tierBook.needsLoad) {
+    // A decision the store can answer without I/O (Redis's remembered refusals): no Promise to wait on. Not
+    // for a probe, which must ask the store itself.
+    if (store.answerNow && admission === 'call' && !tierBook.needsLoad) {
       const known = store.answerNow(request)
       if (known !== undefined) return succeeded(known, admission)
     }

@@ -151,7 +151,7 @@ describe('when the store fails', () => {
   }, 30_000)
 
   it("takes a store's answerNow in the same turn, asks decide when it has none, and skips it while the circuit is open", async () => {
-    const now = 0
+    let now = 0
     const { store, setDown, calls } = switchableStore(() => now)
     const held = new InProcessStore({ maxKeys: 10, clock: () => now })
     let asked = 0
@@ -180,6 +180,13 @@ describe('when the store fails', () => {
     // Open: the fallback answers, not answerNow (nor decide).
     expect((await limiter.check('hot')).degraded).toBe('open')
     expect([asked, calls()]).toEqual([3, 2])
+    // The probe after the cooldown asks the store itself; closed again, answerNow answers.
+    now += 1000
+    setDown(false)
+    expect((await limiter.check('hot')).degraded).toBeUndefined()
+    expect([asked, calls()]).toEqual([3, 3])
+    expect(limiter.checkNow('hot')).not.toBeInstanceOf(Promise)
+    expect([asked, calls()]).toEqual([4, 3])
   })
 
   it('opens the circuit after repeated failures, then probes once the cooldown has passed', async () => {
