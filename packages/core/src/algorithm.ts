@@ -1,4 +1,5 @@
 import type { Policy } from './policy.js'
+import type { LevelResult } from './store.js'
 
 /**
  * The generic cell rate algorithm (GCRA) over integer time.
@@ -243,4 +244,30 @@ export function decide(
 export function stateTtlMs(state: BucketState, now: number): number {
   if (state.tokens === 0) return Number.POSITIVE_INFINITY
   return Math.max(0, state.tat - now + (state.frac > 0 ? 1 : 0))
+}
+
+/**
+ * A level's result with every field in place from the start (one object shape for the engine), its figures
+ * zero until settleInto writes them.
+ */
+export function newLevelResult(
+  levelIndex: number,
+  level: string,
+  key: string,
+  policy: Policy,
+  custom: boolean,
+): LevelResult {
+  return {
+    levelIndex,
+    level,
+    key,
+    policy,
+    limit: policy.capacity,
+    custom,
+    allowed: false,
+    remaining: 0,
+    resetAfterMs: 0,
+    retryAfterMs: 0,
+    delayMs: 0,
+  }
 }

@@ -6,6 +6,7 @@ import {
   assessInto,
   type BucketState,
   newAssessment,
+  newLevelResult,
   settleInto,
   stateTtlMs,
 } from './algorithm.js'
@@ -13,7 +14,6 @@ import { blockRefusals, type RefusalLog } from './block.js'
 import { BucketTable, emptyState, type LevelTable } from './bucket-table.js'
 import { namespacedId } from './ids.js'
 import { type Clock, InProcessRegistry, monotonicClock } from './in-process-registry.js'
-import type { Policy } from './policy.js'
 import { latestChange, policyAt, type TenantEntries, tierAt } from './resolve.js'
 import type {
   DecideRequest,
@@ -49,29 +49,6 @@ const soleServer: FleetMembership = { size: () => 1, leave: () => undefined }
 const noEntries: readonly (TenantEntries | undefined)[] = []
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
-
-/** A level's result with every field in place from the start (one object shape for the engine). */
-function levelResult(
-  levelIndex: number,
-  level: string,
-  key: string,
-  policy: Policy,
-  custom: boolean,
-): LevelResult {
-  return {
-    levelIndex,
-    level,
-    key,
-    policy,
-    limit: policy.capacity,
-    custom,
-    allowed: false,
-    remaining: 0,
-    resetAfterMs: 0,
-    retryAfterMs: 0,
-    delayMs: 0,
-  }
-}
 
 /**
  * A Store whose chains are atomic because JavaScript runs one thing at a time: the whole chain is read,
@@ -171,7 +148,7 @@ export class InProcessStore implements Store {
       slots[n] = slot
       tablesAt[n] = table
       keysAt[n] = key
-      levels[n] = levelResult(i, book.levels[i]!, key, r.policy, r.custom)
+      levels[n] = newLevelResult(i, book.levels[i]!, key, r.policy, r.custom)
       n++
     }
     if (n < levels.length) levels.length = n

@@ -6,6 +6,7 @@ import {
   describeValue,
   type LevelResult,
   newAssessment,
+  newLevelResult,
   type PolicyBook,
   policyFromId,
   type RefundRequest,
@@ -229,19 +230,7 @@ export function toResult(request: DecideRequest, replies: GroupReply[], allowed:
     const policy = policyFromId(level.id)
     if (!policy) throw new Error(`unreadable policy id ${describeValue(level.id)}`)
     // One object per level, its figures written into it (settle would make a result and a state to copy).
-    const figures: LevelResult = {
-      levelIndex: i,
-      level: request.book.levels[i]!,
-      key: request.keys[i]!,
-      policy,
-      limit: policy.capacity,
-      custom: level.custom,
-      allowed: false,
-      remaining: 0,
-      resetAfterMs: 0,
-      retryAfterMs: 0,
-      delayMs: 0,
-    }
+    const figures = newLevelResult(i, request.book.levels[i]!, request.keys[i]!, policy, level.custom)
     settleInto(assessDebtInto(scratch, policy, level.debt, first.now, request.cost, false), charge, figures)
     levels.push(figures)
     debts.push(level.debt)

@@ -6,6 +6,7 @@ import {
   type DecideResult,
   type LevelResult,
   newAssessment,
+  newLevelResult,
   settleInto,
   stateFromDebt,
 } from '@tollgate/core/store'
@@ -108,19 +109,7 @@ export class LocalRefusals {
       const { level, state } = held[i]!
       // The level as Redis answered it, with its figures as they are now (a block may have ended since),
       // written into one object: rest and spread copies of the level showed in a reject-heavy profile.
-      const figures: LevelResult = {
-        levelIndex: level.levelIndex,
-        level: level.level,
-        key: level.key,
-        policy: level.policy,
-        limit: level.limit,
-        custom: level.custom,
-        allowed: false,
-        remaining: 0,
-        resetAfterMs: 0,
-        retryAfterMs: 0,
-        delayMs: 0,
-      }
+      const figures = newLevelResult(level.levelIndex, level.level, level.key, level.policy, level.custom)
       settleInto(assessInto(this.scratch, state, level.policy, now, request.cost), false, figures)
       if (!figures.allowed) allowed = false
       levels[i] = figures

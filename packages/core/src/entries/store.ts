@@ -13,6 +13,7 @@ export {
   convertDebt,
   decide,
   newAssessment,
+  newLevelResult,
   sameScale,
   settle,
   settleInto,
