@@ -220,10 +220,15 @@ describe('decisions on Redis time', () => {
     const calls = await commandCalls(client, 'fcall')
     const gets = await commandCalls(client, 'get')
     const exists = await commandCalls(client, 'exists')
+    const sets = await commandCalls(client, 'set')
     expect(calls).toBeLessThan(40)
-    // Per call: its record, and the org bucket once; each user bucket once.
-    expect(gets).toBe(2 * calls + 40)
+    // Per call: the org bucket once; each user bucket once. A call's record is looked at by the SET that
+    // writes it, so it costs no GET.
+    expect(gets).toBe(calls + 40)
     expect(exists).toBe(calls + 40)
+    // Each call's record, each admitted user's bucket, and the org's at most once per call.
+    expect(sets - calls - 25).toBeGreaterThanOrEqual(1)
+    expect(sets - calls - 25).toBeLessThanOrEqual(calls)
     // Exactly the org's 25, in the order the decisions were made, each seeing the ones before it.
     const admitted = results.filter((r) => r.allowed)
     expect(admitted).toHaveLength(25)
@@ -252,6 +257,37 @@ describe('decisions on Redis time', () => {
     expect(await commandCalls(client, 'evalsha')).toBe(0)
     expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(7)
     await store.close?.()
+  })
+
+  it('answers a call sent again from its record, and runs a call whose cancel came first as nothing', async () => {
+    const sender = await connect(server.port)
+    const calls: { args: unknown[]; reply: unknown }[] = []
+    const fcall = sender.fcall
+    Object.defineProperty(sender, 'fcall', {
+      value: async (...args: unknown[]) => {
+        const reply: unknown = await Reflect.apply(fcall, sender, args)
+        calls.push({ args, reply })
+        return reply
+      },
+    })
+    const store = redisStore({ client: sender, prefix: uniquePrefix(), timeoutMs: 2000 })
+    const p = normalizePolicy({ capacity: 10, refill: 0 })
+    expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(9)
+    const first = calls.at(-1)!
+    // The same call again (what a client does when the reply was lost): the same reply, nothing charged.
+    expect(await client.call('FCALL', ...(first.args as string[]))).toEqual(first.reply)
+    expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(8)
+    // A copy of that call under a new id, cancelled before it arrives: its run is cancelled and charges nothing.
+    const copy = [...(first.args as string[])]
+    copy[2] = `${copy[2]}:copy`
+    const mode = 2 + Number(copy[1]) + 3
+    expect(copy[mode]).toBe('run')
+    const cancel = copy.map((a, i) => (i === mode ? 'cancel' : a))
+    expect(await client.call('FCALL', ...cancel)).toEqual(['cancelled'])
+    expect(await client.call('FCALL', ...copy)).toEqual(['cancelled'])
+    expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(7)
+    await store.close?.()
+    await sender.quit()
   })
 
   it('falls back to EVALSHA where Functions are denied (ACL), and loads the script again after SCRIPT FLUSH (NOSCRIPT)', async () => {

@@ -22,6 +22,8 @@ local KEYS, ARGV, now, slack
 local d = { lvls = {}, assign = {}, custom = {}, keyslot = {}, logslot = {} }
 -- Registry hashes read in this call, by key (false: none), and their keys in order.
 local registry_seen, registry_keys, registry_count = {}, {}, 0
+-- SET with both NX and GET: Redis 7.0 and later (which also name their version to scripts).
+local LATE_RECORD = (tonumber(redis.REDIS_VERSION_NUM) or 0) >= 0x070000
 
 -- Empties what the last call staged and read (also after a call that failed half-way): the tables are
 -- kept, not made again, so a call of one decision allocates nothing for them.
@@ -240,7 +242,9 @@ local function note_refusal(d, e)
   if e.tokens == 0 or d.cost * e.T > limit or e.debt + d.cost * e.T <= limit or e.debt > limit then return end
   local log_key = KEYS[d.logslot[e.j]]
   local recent = {}
-  local raw = redis.call('GET', log_key)
+  -- Staged like a state (see stage): a later decision of the call reads what this one noted.
+  local raw = pending_raw[log_key]
+  if raw == nil then raw = redis.call('GET', log_key) end
   if raw then
     local blocked_until = string.match(raw, '^b(%d+)$')
     if blocked_until then
@@ -253,10 +257,10 @@ local function note_refusal(d, e)
   end
   if #recent + 1 < BLOCK_AFTER then
     recent[#recent + 1] = string.format('%.0f', now)
-    redis.call('SET', log_key, table.concat(recent, ','), 'PX', BLOCK_WITHIN + slack)
+    stage(log_key, table.concat(recent, ','), BLOCK_WITHIN + slack)
     return
   end
-  redis.call('SET', log_key, 'b' .. string.format('%.0f', now + BLOCK_FOR), 'PX', BLOCK_FOR + slack)
+  stage(log_key, 'b' .. string.format('%.0f', now + BLOCK_FOR), BLOCK_FOR + slack)
   local debt = math.max(e.debt, limit - e.per + math.min(BLOCK_FOR * e.tokens, 9007199254740991 - limit))
   write(d, e, debt)
   e.debt = debt
@@ -271,7 +275,10 @@ local function decide(keys, argv)
   local mode = ARGV[4]
   local count = tonumber(ARGV[5])
 
-  local record = record_ms > 0 and redis.call('GET', KEYS[1]) or nil
+  -- A run looks at its record at its end, by the SET that writes it (NX GET), before anything is written
+  -- (every write is staged): one call instead of a GET and a SET. Not before Redis 7 (no SET NX GET).
+  local late = mode == 'run' and record_ms > 0 and LATE_RECORD
+  local record = record_ms > 0 and not late and redis.call('GET', KEYS[1]) or nil
   if record == 'x' then return { 'cancelled' } end
   local stored
   if record then
@@ -333,6 +340,12 @@ local function decide(keys, argv)
       end
     end
   end
+  if late then
+    -- Already answered (a copy of this call ran) or cancelled: nothing of this run is written.
+    local prior = redis.call('SET', KEYS[1], cmsgpack.pack(reply), 'NX', 'GET', 'PX', ARGV[3])
+    if prior == 'x' then return { 'cancelled' } end
+    if prior then return cmsgpack.unpack(prior) end
+  end
   flush()
   -- The keys after the decisions' are records of this process's calls that were answered: a call whose reply
   -- came back is never re-sent nor cancelled, so its record has served (else it expires after record ms).
@@ -341,7 +354,7 @@ local function decide(keys, argv)
     redis.call('SET', KEYS[1], 'x', 'PX', ARGV[3])
     return { 'cancelled' }
   end
-  if record_ms > 0 then redis.call('SET', KEYS[1], cmsgpack.pack(reply), 'PX', ARGV[3]) end
+  if record_ms > 0 and not late then redis.call('SET', KEYS[1], cmsgpack.pack(reply), 'PX', ARGV[3]) end
   return reply
 end
 `

@@ -65,10 +65,11 @@ end
 -- about a µs). Above that cap SET PX could not take them anyway (Redis adds its clock and refuses an overflow).
 local MAX_TTL = 1e15
 
--- States a call has decided but not yet written, by key (false: deleted), with their PX (false: none): a
--- decide call reads a key it already decided from here and writes each key once, at its end, so a batch in
--- which many decisions share a bucket (a global level, an org, a hot tenant) reads and writes it once.
--- Scripts that never stage a write read Redis as before.
+-- States and refusal logs a call has decided but not yet written, by key (false: deleted), with their PX
+-- (false: none): a decide call reads a key it already decided from here and writes each key once, at its end,
+-- so a batch in which many decisions share a bucket (a global level, an org, a hot tenant) reads and writes it
+-- once, and nothing is written before the call's record says it is the first run. Scripts that never stage a
+-- write read Redis as before.
 local pending_raw, pending_ttl, pending_keys, pending_count = {}, {}, {}, 0
 
 -- A state is six unsigned base-128 varints (low 7 bits first, high bit = more bytes follow): tat, frac,
