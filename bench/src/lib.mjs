@@ -88,6 +88,21 @@ export function processCpuMs(pid) {
   }
 }
 
+/**
+ * CPU time the hypervisor gave other guests while this one wanted it, in ms, summed over the cores: the
+ * `steal` column of /proc/stat's first line (`text`, read when not given). Undefined where there is none.
+ * A sample that lost much of it says more about the host than about the limiter.
+ */
+export function hostStealMs(text) {
+  try {
+    const fields = (text ?? readFileSync('/proc/stat', 'utf8')).split('\n', 1)[0].trim().split(/\s+/)
+    const ticks = Number(fields[8])
+    return fields[0] === 'cpu' && Number.isFinite(ticks) ? (ticks * 1000) / clockTicksPerSecond : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** µs of CPU per operation between two processCpuMs readings. */
 export function cpuMicrosPerOp(before, after, ops) {
   if (before === undefined || after === undefined || !ops) return undefined

@@ -353,6 +353,16 @@ export function renderMarkdown(report) {
   const seconds = new Map()
   for (const r of rows) seconds.set(r.group, (seconds.get(r.group) ?? 0) + sum(r.samples, 'sampleMs') / 1000)
   out.push('', `Time per group (s): ${[...seconds].map(([group, s]) => `${group} ${fmt(s)}`).join(', ')}.`)
+  // The hypervisor's steal (/proc/stat) while each group ran: where it is large, so is the noise.
+  const steal = new Map()
+  for (const r of rows)
+    for (const s of r.samples)
+      if (s.stealMs !== undefined) steal.set(r.group, (steal.get(r.group) ?? 0) + s.stealMs / 1000)
+  if (steal.size)
+    out.push(
+      '',
+      `CPU time stolen by the host while each group ran (s, both cores): ${[...steal].map(([group, s]) => `${group} ${s.toFixed(1)}`).join(', ')}.`,
+    )
   if (report.failures.length) {
     out.push('', '## Failed samples', '')
     for (const f of report.failures) {

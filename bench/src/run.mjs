@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { seededRandom, shuffle } from './lib.mjs'
+import { hostStealMs, seededRandom, shuffle } from './lib.mjs'
 import { runWorker, startRedis, startRedisCluster, stopAll } from './processes.mjs'
 import { ceilingSample, ensureWrk, httpSample } from './programs.mjs'
 import { evaluateTargets, renderMarkdown } from './report.mjs'
@@ -225,8 +225,12 @@ async function main() {
         const label = `${c.group} ${JSON.stringify(c.scenario)} ${c.subject}`
         process.stderr.write(`round ${round}/${settings.rounds} ${i + 1}/${order.length} ${label}\n`)
         const t0 = Date.now()
+        const steal0 = hostStealMs()
         try {
-          samples.get(c).push({ ...(await sample(c)), sampleMs: Date.now() - t0 })
+          const figures = await sample(c)
+          const steal1 = hostStealMs()
+          const stealMs = steal0 === undefined || steal1 === undefined ? undefined : steal1 - steal0
+          samples.get(c).push({ ...figures, sampleMs: Date.now() - t0, stealMs })
         } catch (error) {
           failures.push({ round, ...c, error: String(error.message ?? error).slice(0, 600) })
           process.stderr.write(`  failed: ${String(error.message ?? error).slice(0, 300)}\n`)

@@ -8,6 +8,7 @@ import {
   admissionBound,
   chainBound,
   commandMicros,
+  hostStealMs,
   parseCommandStats,
   processCpuMs,
   SECOND_MS,
@@ -101,6 +102,15 @@ describe('process CPU', () => {
     const cpu = processCpuMs(process.pid)
     if (cpu !== undefined) assert.ok(cpu >= 0)
     assert.equal(processCpuMs(2 ** 30), undefined)
+  })
+
+  it("reads the host's steal from /proc/stat's first line, and nothing from other text", () => {
+    const stat = 'cpu  1858572 1688 286836 9675232 5907 0 69784 37610 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n'
+    assert.equal(hostStealMs(stat), 376100)
+    assert.equal(hostStealMs('intr 1 2 3'), undefined)
+    assert.equal(hostStealMs('cpu  1 2 3'), undefined)
+    const here = hostStealMs()
+    if (here !== undefined) assert.ok(here >= 0)
   })
 })
 
