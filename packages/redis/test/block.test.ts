@@ -121,6 +121,66 @@ describe('blocking, batched', () => {
   })
 })
 
+describe('blocking, inside one call', () => {
+  it('notes the refusals of one call in order, as the in-process store does one by one', async () => {
+    const client = await connect(server.port)
+    clients.push(client)
+    const clock = manualClock()
+    const store = redisStore({
+      client,
+      prefix: uniquePrefix(),
+      clock: clock.now,
+      timeoutMs: 5000,
+      localRefusals: 0,
+    })
+    const onRedis = createLimiter({ ...options, store, clock: clock.now })
+    const reference = new InProcessStore({ maxKeys: 100, clock: clock.now })
+    const inProcess = createLimiter({ ...options, store: reference, clock: clock.now })
+    await subscribed(onRedis)
+    // 8 other keys go alone (8 calls in flight); the 10 of 1.2.3.4 behind them go as one call, in which its
+    // 4th and 5th are counted refusals (after: 2), so the block is made and read inside that call.
+    const subjects = [...Array.from({ length: 8 }, (_, i) => `k${i}`), ...Array(10).fill('1.2.3.4')]
+    const batched = await Promise.all(subjects.map((s) => onRedis.check(s)))
+    const oneByOne = []
+    for (const s of subjects) oneByOne.push(await inProcess.check(s))
+    expect(batched).toEqual(oneByOne)
+    expect(batched.slice(8).map((d) => [d.allowed, d.blocked, d.retryAfterMs])).toEqual([
+      ...Array(3).fill([true, false, 0]),
+      [false, false, 20_000],
+      ...Array(6).fill([false, true, 900_000]),
+    ])
+  })
+
+  it('a refused call sent again leaves its refusal log as the first run wrote it', async () => {
+    const client = await connect(server.port)
+    clients.push(client)
+    const calls: unknown[][] = []
+    const fcall = client.fcall
+    Object.defineProperty(client, 'fcall', {
+      value: async (...args: unknown[]) => {
+        const reply: unknown = await Reflect.apply(fcall, client, args)
+        calls.push(args)
+        return reply
+      },
+    })
+    const clock = manualClock()
+    const prefix = uniquePrefix()
+    const store = redisStore({ client, prefix, clock: clock.now, timeoutMs: 5000, localRefusals: 0 })
+    const limiter = createLimiter({ ...options, store, clock: clock.now })
+    for (let i = 0; i < 3; i++) expect((await limiter.check('1.2.3.4')).allowed).toBe(true)
+    expect(await limiter.check('1.2.3.4')).toMatchObject({ allowed: false, blocked: false })
+    const admin = await connect(server.port)
+    clients.push(admin)
+    const [log] = await admin.keys(`${prefix}*:refused`)
+    const noted = await admin.get(log!)
+    // Applied twice, this refusal would be the second within the span and block the key.
+    await admin.call('FCALL', ...(calls.at(-1) as string[]))
+    expect(await admin.get(log!)).toBe(noted)
+    expect(noted).toMatch(/^\d+$/)
+    expect(await limiter.check('1.2.3.4', { cost: 0 })).toMatchObject({ blocked: false })
+  })
+})
+
 describe('blocking costs an admitted decision nothing', () => {
   /** Calls of each command (inside scripts included) that one check makes. */
   async function commandsOf(client: Redis, check: () => Promise<unknown>): Promise<Record<string, number>> {

@@ -154,7 +154,7 @@ local function advance(d, st, j)
   return st
 end
 
--- Stages a state write for the end of the call (see pending_raw); the last write of a key wins.
+-- Stages a state or refusal-log write for the end of the call (see pending_raw); the last write of a key wins.
 local function stage(key, value, ttl)
   if pending_raw[key] == nil then
     pending_count = pending_count + 1
