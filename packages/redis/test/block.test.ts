@@ -18,7 +18,7 @@ import fc from 'fast-check'
 import type { Cluster, Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { redisStore } from '../src/index.js'
-import { connect, connectCluster, subscribed, uniquePrefix } from './helpers.js'
+import { connect, connectCluster, recordFcalls, subscribed, uniquePrefix } from './helpers.js'
 
 let server: RedisServer
 let cluster: RedisCluster
@@ -154,15 +154,7 @@ describe('blocking, inside one call', () => {
   it('a refused call sent again leaves its refusal log as the first run wrote it', async () => {
     const client = await connect(server.port)
     clients.push(client)
-    const calls: unknown[][] = []
-    const fcall = client.fcall
-    Object.defineProperty(client, 'fcall', {
-      value: async (...args: unknown[]) => {
-        const reply: unknown = await Reflect.apply(fcall, client, args)
-        calls.push(args)
-        return reply
-      },
-    })
+    const calls = recordFcalls(client)
     const clock = manualClock()
     const prefix = uniquePrefix()
     const store = redisStore({ client, prefix, clock: clock.now, timeoutMs: 5000, localRefusals: 0 })
@@ -174,7 +166,7 @@ describe('blocking, inside one call', () => {
     const [log] = await admin.keys(`${prefix}*:refused`)
     const noted = await admin.get(log!)
     // Applied twice, this refusal would be the second within the span and block the key.
-    await admin.call('FCALL', ...(calls.at(-1) as string[]))
+    await admin.call('FCALL', ...(calls.at(-1)!.args as string[]))
     expect(await admin.get(log!)).toBe(noted)
     expect(noted).toMatch(/^\d+$/)
     expect(await limiter.check('1.2.3.4', { cost: 0 })).toMatchObject({ blocked: false })

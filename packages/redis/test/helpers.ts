@@ -10,6 +10,23 @@ export function uniquePrefix(): string {
   return `t${randomUUID().slice(0, 8)}:`
 }
 
+/**
+ * The script calls `client` sends from now on, with their replies, as they went over the wire: a test can
+ * send one again itself (what a client does after a lost reply).
+ */
+export function recordFcalls(client: Redis): { args: unknown[]; reply: unknown }[] {
+  const calls: { args: unknown[]; reply: unknown }[] = []
+  const fcall = client.fcall
+  Object.defineProperty(client, 'fcall', {
+    value: async (...args: unknown[]) => {
+      const reply: unknown = await Reflect.apply(fcall, client, args)
+      calls.push({ args, reply })
+      return reply
+    },
+  })
+  return calls
+}
+
 /** An ioredis client as tollgate wants it (no offline queue), connected. */
 export async function connect(port: number, options: { retry?: boolean } = {}): Promise<Redis> {
   const client = new Redis({

@@ -8,7 +8,7 @@ import { Cluster, Redis } from 'ioredis'
 import { createClient as createClientV5, createCluster as createClusterV5 } from 'redis-v5'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisClient, redisStore } from '../src/index.js'
-import { connect, uniquePrefix } from './helpers.js'
+import { connect, recordFcalls, uniquePrefix } from './helpers.js'
 
 let server: RedisServer
 let client: Redis
@@ -261,15 +261,7 @@ describe('decisions on Redis time', () => {
 
   it('answers a call sent again from its record, and runs a call whose cancel came first as nothing', async () => {
     const sender = await connect(server.port)
-    const calls: { args: unknown[]; reply: unknown }[] = []
-    const fcall = sender.fcall
-    Object.defineProperty(sender, 'fcall', {
-      value: async (...args: unknown[]) => {
-        const reply: unknown = await Reflect.apply(fcall, sender, args)
-        calls.push({ args, reply })
-        return reply
-      },
-    })
+    const calls = recordFcalls(sender)
     const store = redisStore({ client: sender, prefix: uniquePrefix(), timeoutMs: 2000 })
     const p = normalizePolicy({ capacity: 10, refill: 0 })
     expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(9)
