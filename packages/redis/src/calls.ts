@@ -63,6 +63,19 @@ function chainArgs(args: (string | number)[], chain: Chain, group: readonly numb
   return args
 }
 
+/**
+ * A decision the script reads from the one argument 'D': a charge of 1 under no forced tier, whose chain has
+ * every level of the book and all of them in this call's slot (so none is read ahead from another slot).
+ */
+function isCommonDecision(op: Op, request: DecideRequest | RefundRequest, group: readonly number[]): boolean {
+  return (
+    op === 'd' &&
+    request.cost === 1 &&
+    request.tier === undefined &&
+    group.length === request.book.levels.length
+  )
+}
+
 /** Turns a chain's slot groups into batched script calls, one batcher per slot, one script per book. */
 export class ScriptCalls {
   // One compiled script per book; books change only when tier limits change at runtime.
@@ -131,10 +144,14 @@ export class ScriptCalls {
       // A level that blocks repeat offenders also sends its refusal log (read only on a refusal).
       if (blocking?.[i]) scriptKeys.push(refusalKey(chain.keys[i]!))
     }
-    const decidedAt = 'decidedAt' in request ? request.decidedAt : ''
-    const forced = request.tier === undefined ? '' : escapeValue(request.tier)
-    const args = chainArgs([op, request.cost, forced, decidedAt], chain, group)
-    for (const id of charged) args.push(id)
+    let args: (string | number)[]
+    if (isCommonDecision(op, request, group)) args = ['D']
+    else {
+      const decidedAt = 'decidedAt' in request ? request.decidedAt : ''
+      const forced = request.tier === undefined ? '' : escapeValue(request.tier)
+      args = chainArgs([op, request.cost, forced, decidedAt], chain, group)
+      for (const id of charged) args.push(id)
+    }
     return {
       script: this.scriptFor(request.book),
       keys: scriptKeys,

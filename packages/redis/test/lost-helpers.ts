@@ -29,7 +29,8 @@ export async function watchCalls(port: number) {
     if (name !== 'fcall' && name !== 'evalsha' && name !== 'eval') return
     const keyCount = Number(args[2])
     const argv = args.slice(3 + keyCount)
-    calls.push({ record: args[3]!, mode: argv[3]!, op: argv[5]! })
+    // 'D' is a decision in its one-argument form.
+    calls.push({ record: args[3]!, mode: argv[3]!, op: argv[5]!.toLowerCase() })
   })
   return {
     calls,

@@ -1,19 +1,22 @@
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net'
 
-/** A script call as it crosses the wire: its mode ('run' | 'cancel') and its first job's op ('d' | 'p' | 'r'). */
+/**
+ * A script call as it crosses the wire: its mode ('run' | 'cancel') and its first job's op ('d' | 'p' | 'r';
+ * a decision sent in its one-argument form 'D' reads as 'd').
+ */
 export interface ScriptCall {
   readonly mode: string
   readonly op: string
 }
 
 /** RESP of a batch script call: ARGV 4 the mode, 5 the count, 6 the first job's op. */
-const scriptCall = /\$(?:3\r\nrun|6\r\ncancel)\r\n\$\d+\r\n\d+\r\n\$1\r\n([dpr])\r\n/i
+const scriptCall = /\$(?:3\r\nrun|6\r\ncancel)\r\n\$\d+\r\n\d+\r\n\$1\r\n([dDpr])\r\n/
 
 function parseCall(command: string): ScriptCall | undefined {
   if (!/fcall|evalsha|eval/i.test(command)) return undefined
   const found = scriptCall.exec(command)
   if (!found) return undefined
-  return { mode: /\$6\r\ncancel/i.test(command) ? 'cancel' : 'run', op: found[1]! }
+  return { mode: /\$6\r\ncancel/.test(command) ? 'cancel' : 'run', op: found[1]!.toLowerCase() }
 }
 
 /**

@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto'
 import { createClient, createCluster } from '@redis/client'
-import { ErrorCode, normalizePolicy, type Policy, TollgateError } from '@tollgate/core'
-import { InProcessStore } from '@tollgate/core/store'
+import {
+  type CheckOptions,
+  createLimiter,
+  ErrorCode,
+  normalizePolicy,
+  type Policy,
+  type Subject,
+  TollgateError,
+} from '@tollgate/core'
+import { InProcessStore, type Store } from '@tollgate/core/store'
 import { consumeOps, manualClock, type RedisServer, startRedis, type TestOp } from '@tollgate/testkit'
 import fc from 'fast-check'
 import { Cluster, Redis } from 'ioredis'
@@ -279,6 +287,64 @@ describe('decisions on Redis time', () => {
     expect(await client.call('FCALL', ...copy)).toEqual(['cancelled'])
     expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(7)
     await store.close?.()
+    await sender.quit()
+  })
+
+  it('sends a decision of cost 1 over the whole chain as one argument, any other in full, with the same answers', async () => {
+    const sender = await connect(server.port)
+    const calls = recordFcalls(sender)
+    const clock = manualClock()
+    const make = (store: Store) =>
+      createLimiter({
+        store,
+        clock: clock.now,
+        levels: ['user', 'org'],
+        tiers: {
+          free: { user: { capacity: 3, refill: { tokens: 1, per: 1000 } }, org: { capacity: 5, refill: 0 } },
+          pro: { user: { capacity: 6, refill: { tokens: 2, per: 1000 } }, org: { capacity: 9, refill: 0 } },
+        },
+        defaultTier: 'free',
+      })
+    const onRedis = make(
+      redisStore({ client: sender, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 2000 }),
+    )
+    const inProcess = make(new InProcessStore({ maxKeys: 100, clock: clock.now }))
+    // The decisions' parts of ARGV (after now, slack, record ms, mode and count) of the calls sent since `from`.
+    const sentSince = (from: number) =>
+      calls.slice(from).map(({ args }) => {
+        const keyCount = Number(args[1])
+        return (args as unknown[]).slice(2 + keyCount + 5)
+      })
+    const cases: [Subject, CheckOptions | undefined, unknown[]][] = [
+      [{ user: 'a', org: 'acme' }, undefined, ['D']],
+      [{ user: 'a', org: 'acme' }, { cost: 2 }, ['d', 2, '', '', 2, 1, '', 2, '']],
+      [{ user: 'a', org: 'acme' }, { tier: 'pro' }, ['d', 1, 'pro', '', 2, 1, '', 2, '']],
+      [{ user: 'b' }, undefined, ['d', 1, '', '', 1, 1, '']],
+      [{ org: 'acme' }, undefined, ['d', 1, '', '', 1, 2, '']],
+      [{ user: 'a', org: 'acme' }, { cost: 0 }, ['d', 0, '', '', 2, 1, '', 2, '']],
+      [{ user: 'a', org: 'acme' }, undefined, ['D']],
+      [{ user: 'a', org: 'acme' }, undefined, ['D']],
+    ]
+    for (const [subject, options, sent] of cases) {
+      const from = calls.length
+      const [r, p] = [await onRedis.check(subject, options), await inProcess.check(subject, options)]
+      expect(sentSince(from)).toEqual([sent])
+      expect(r).toEqual(p)
+      clock.advance(400)
+    }
+    // The one-argument form reads the tier a tenant is assigned, as the full form does.
+    await onRedis.setTier({ level: 'user', key: 'a' }, 'pro')
+    await inProcess.setTier({ level: 'user', key: 'a' }, 'pro')
+    for (let i = 0; i < 8; i++) {
+      const [r, p] = [
+        await onRedis.check({ user: 'a', org: 'acme' }),
+        await inProcess.check({ user: 'a', org: 'acme' }),
+      ]
+      expect(r).toEqual(p)
+    }
+    expect((await inProcess.check({ user: 'a', org: 'acme' })).allowed).toBe(false)
+    await onRedis.close()
+    await inProcess.close()
     await sender.quit()
   })
 

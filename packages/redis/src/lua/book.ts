@@ -10,10 +10,14 @@ function fullRefillMs(policy: Policy): number {
   return policy.tokens === 0 ? 0 : Math.ceil((policy.capacity * policy.per) / policy.tokens)
 }
 
-/** The book as Lua functions: tier_policy(level, tier, t), base_policy(level), known_tier, tier_moments, hold_ms. */
+/**
+ * The book as Lua: LEVEL_COUNT and the functions tier_policy(level, tier, t), base_policy(level), known_tier,
+ * tier_moments, hold_ms.
+ */
 export function compileBook(book: PolicyBook): string {
   const lines: string[] = []
   const tierNames = [...book.tiers.keys()]
+  lines.push(`local LEVEL_COUNT = ${book.levels.length}`)
   lines.push(
     `local DEFAULT_TIER = ${book.defaultTier === undefined ? 'false' : lua(escapeValue(book.defaultTier))}`,
   )

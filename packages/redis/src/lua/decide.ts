@@ -8,7 +8,8 @@
  * 5 decisions; then per decision: op ('d' decide, 'p' look with the cost, 'r' refund), cost, forced tier ('' none,
  * escaped), decidedAt (refund), m = levels in its chain, then per chain level its number in the book and ''
  * when its keys are here or 'x' + its assignment history when another slot holds them, then (refund) the
- * policy id charged per level here.
+ * policy id charged per level here. The common decision is the one argument 'D': decide at cost 1, no forced
+ * tier, every level of the book in the chain with its keys here.
  * Returns { now, then per decision: allowed (1|0), tier, then per level here: debt before, policy id ('' =
  * none), custom (1|0) } ('r': allowed and tier only); { 'cancelled' } for a call cancelled before it ran.
  * 'cancel' gives back what the call charged if it ran (its record says), and makes it a no-op if it did not.
@@ -39,9 +40,17 @@ local function forget_call()
   registry_count = 0
 end
 local function read_decision(a, key_base)
-  d.op, d.cost, d.forced, d.decided_at = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
+  -- 'D', the common decision in one argument: six fewer for Redis to parse and make strings of (1 level).
+  local short = ARGV[a] == 'D'
+  local m
+  if short then
+    d.op, d.cost, d.forced, d.decided_at = 'd', 1, '', nil
+    m = LEVEL_COUNT
+  else
+    d.op, d.cost, d.forced, d.decided_at = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
+    m = tonumber(ARGV[a + 4])
+  end
   d.charged = nil
-  local m = tonumber(ARGV[a + 4])
   d.m = m
   local assign, custom, keyslot, logslot = d.assign, d.custom, d.keyslot, d.logslot
   for j = 1, m do
@@ -50,8 +59,13 @@ local function read_decision(a, key_base)
   -- p: the next key of this decision (key_base is the last key of the one before).
   local n, p = 0, key_base + 1
   for j = 1, m do
-    d.lvls[j] = tonumber(ARGV[a + 3 + 2 * j])
-    local src = ARGV[a + 4 + 2 * j]
+    local src = ''
+    if short then
+      d.lvls[j] = j
+    else
+      d.lvls[j] = tonumber(ARGV[a + 3 + 2 * j])
+      src = ARGV[a + 4 + 2 * j]
+    end
     if src == '' then
       n = n + 1
       d.keyslot[j] = p
@@ -82,6 +96,10 @@ local function read_decision(a, key_base)
     end
   end
   d.n = n
+  if short then
+    d.charged_at = a + 1
+    return d, a + 1, p - 1
+  end
   d.charged_at = a + 5 + 2 * m
   return d, d.charged_at + (d.op == 'r' and n or 0), p - 1
 end
