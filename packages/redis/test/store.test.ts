@@ -121,6 +121,13 @@ describe('decisions on Redis time', () => {
     const ttl = await client.pttl(`${prefix}{user:a}`)
     expect(ttl).toBeGreaterThan(2500)
     expect(ttl).toBeLessThanOrEqual(3000)
+    // The same TTL again: sent as a number the first time, then as the text the script formats once and keeps.
+    for (const key of ['b', 'c', 'd']) {
+      expect((await consumeOps(store, [op(key, policy(10, 1, '1s'), 3)])).results[0]!.resetAfterMs).toBe(3000)
+      const again = await client.pttl(`${prefix}{user:${key}}`)
+      expect(again).toBeGreaterThan(2500)
+      expect(again).toBeLessThanOrEqual(3000)
+    }
     await consumeOps(store, [op('frozen', normalizePolicy({ capacity: 3, refill: 0 }))])
     expect(await client.pttl(`${prefix}{user:frozen}`)).toBe(-1)
     await consumeOps(store, [op('peek', policy(10, 1), 0)])

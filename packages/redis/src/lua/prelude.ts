@@ -61,8 +61,8 @@ local function policy_numbers(id)
 end
 
 -- A number passed to redis.call is sent as its "%.17g" text, which is an integer's exact decimal text below
--- 10^17: so TTLs go as numbers, capped at 10^15 ms (31,000 years), not formatted in Lua (string.format costs
--- about a µs). Above that cap SET PX could not take them anyway (Redis adds its clock and refuses an overflow).
+-- 10^17: so TTLs go as numbers (or their cached '%.0f' text, the same digits), capped at 10^15 ms (31,000
+-- years). Above that cap SET PX could not take them anyway (Redis adds its clock and refuses an overflow).
 local MAX_TTL = 1e15
 
 -- States and refusal logs a call has decided but not yet written, by key (false: deleted), with their PX
