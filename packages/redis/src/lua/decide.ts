@@ -267,7 +267,7 @@ local function assess_levels(d, tier)
     end
   end
   levels[count + 1] = nil
-  return levels, allowed
+  return levels, allowed, count
 end
 
 -- block.ts: a refusal of a blocking level counts (countsAsRefusal, noteRefusal); the log is "t1,t2,…" (ms of
@@ -326,7 +326,8 @@ local function decide(keys, argv)
     return { 'cancelled' }
   end
 
-  local reply = { now }
+  -- The reply's length, kept here: #reply would search for it at every append.
+  local reply, reply_len = { now }, 1
   local a, key_base, at_reply = 6, 1, 2
   for _ = 1, count do
     local d
@@ -344,7 +345,7 @@ local function decide(keys, argv)
       if charged then d.op, d.decided_at, d.charged = 'r', stored[1], ids end
     end
     local tier = tier_at(d, now)
-    local levels, allowed = assess_levels(d, tier)
+    local levels, allowed, level_count = assess_levels(d, tier)
     if d.op == 'r' then
       if mode == 'run' or d.charged then
         for i, e in ipairs(levels) do
@@ -357,22 +358,22 @@ local function decide(keys, argv)
           end
         end
       end
-      reply[#reply + 1] = 1
-      reply[#reply + 1] = ''
+      reply[reply_len + 1], reply[reply_len + 2] = 1, ''
+      reply_len = reply_len + 2
     else
-      reply[#reply + 1] = allowed and 1 or 0
-      reply[#reply + 1] = tier or ''
+      reply[reply_len + 1], reply[reply_len + 2] = allowed and 1 or 0, tier or ''
+      reply_len = reply_len + 2
       if BLOCK_AFTER and mode == 'run' and not allowed and d.op == 'd' and d.cost > 0 then
         for _, e in ipairs(levels) do
           if e.debt and d.logslot[e.j] then note_refusal(d, e) end
         end
       end
-      for _, e in ipairs(levels) do
+      for i = 1, level_count do
+        local e = levels[i]
         -- A cancel only gives back: a decision it finds refused in the record is not charged now.
         if e.debt and mode == 'run' and d.op == 'd' and allowed and d.cost > 0 then write(d, e, e.debt + d.cost * e.T) end
-        reply[#reply + 1] = e.debt or 0
-        reply[#reply + 1] = e.id
-        reply[#reply + 1] = e.custom
+        reply[reply_len + 1], reply[reply_len + 2], reply[reply_len + 3] = e.debt or 0, e.id, e.custom
+        reply_len = reply_len + 3
       end
     end
   end
