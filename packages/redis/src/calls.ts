@@ -163,7 +163,7 @@ export class ScriptCalls {
   }
 
   /** One slot group's script call; `charged` are the policy ids a refund gives back to. */
-  async group(
+  group(
     op: Op,
     request: DecideRequest | RefundRequest,
     chain: Chain,
@@ -179,30 +179,21 @@ export class ScriptCalls {
             return this.job('r', refund, chain, group, ids)
           }
         : undefined
-    const submitted = this.job(op, request, chain, group, charged, undo)
-    let reply: Awaited<ReturnType<Batcher['submit']>>
+    // Not async: a decision's Promises are the batcher's and the one handler here (an async frame per
+    // decision per layer was a large part of what a decision allocated).
+    let submitted: Promise<JobReply | 'cancelled'>
     try {
-      reply = await this.batcherFor(chain.keys[group[0]!]!).submit(submitted)
+      const job = this.job(op, request, chain, group, charged, undo)
+      submitted = this.batcherFor(chain.keys[group[0]!]!).submit(job)
     } catch (error) {
-      throw unavailable(error)
+      return Promise.reject(error)
     }
-    if (reply === 'cancelled') throw new Error('the call was cancelled')
-    if (op === 'r') return { now: 0, allowed: true, tier: undefined, levels: [] }
-    if (reply.length !== 3 + 3 * group.length)
-      throw new Error(`unexpected script reply ${describeValue(reply)}`)
-    const levels = group.map((index, j) => ({
-      index,
-      debt: Number(reply[3 + 3 * j]),
-      id: String(reply[4 + 3 * j]),
-      custom: Number(reply[5 + 3 * j]) === 1,
-    }))
-    const tier = String(reply[2])
-    return {
-      now: Number(reply[0]),
-      allowed: Number(reply[1]) === 1,
-      tier: tier === '' ? undefined : unescapeValue(tier),
-      levels,
-    }
+    return submitted.then(
+      (reply) => groupReply(op, group, reply),
+      (error: unknown) => {
+        throw unavailable(error)
+      },
+    )
   }
 
   /** In a Cluster, a chain over several slots reads the assignments of every level first (they name the tier). */
@@ -220,6 +211,27 @@ export class ScriptCalls {
     )
     for (const [n, i] of present.entries()) external.set(i, values[n] ?? null)
     return external
+  }
+}
+
+/** A group's answer from its part of the script's reply. */
+function groupReply(op: Op, group: readonly number[], reply: JobReply | 'cancelled'): GroupReply {
+  if (reply === 'cancelled') throw new Error('the call was cancelled')
+  if (op === 'r') return { now: 0, allowed: true, tier: undefined, levels: [] }
+  if (reply.length !== 3 + 3 * group.length)
+    throw new Error(`unexpected script reply ${describeValue(reply)}`)
+  const levels = group.map((index, j) => ({
+    index,
+    debt: Number(reply[3 + 3 * j]),
+    id: String(reply[4 + 3 * j]),
+    custom: Number(reply[5 + 3 * j]) === 1,
+  }))
+  const tier = String(reply[2])
+  return {
+    now: Number(reply[0]),
+    allowed: Number(reply[1]) === 1,
+    tier: tier === '' ? undefined : unescapeValue(tier),
+    levels,
   }
 }
 

@@ -1,5 +1,6 @@
 import type {
   DecideRequest,
+  DecideResult,
   FleetMembership,
   RefundRequest,
   RegistryChange,
@@ -28,6 +29,8 @@ export type RedisStore = Store & {
  * entries beside them, resolves every level's policy on Redis's clock and decides the chain atomically.
  * See the package README for the key layout, the Cluster error bound and failure behaviour.
  */
+const resultOf = (decided: Decided) => decided.result
+
 /** A chain in one slot reads no assignment ahead: one empty map for all of them, not one per decision. */
 const sameSlot: ReadonlyMap<number, string | null> = new Map()
 
@@ -52,12 +55,21 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     return { present, keys, groups }
   }
 
-  async function decide(request: DecideRequest): Promise<Decided> {
+  // A chain in one slot (every chain on a single node) is one script call and one handler: no async frame.
+  function decide(request: DecideRequest): Promise<Decided> {
     const { present, keys, groups } = locate(request, false)
-    if (groups.length === 1) {
-      const reply = await calls.group('d', request, { present, keys, external: sameSlot }, present)
-      return toResult(request, [reply], reply.allowed)
-    }
+    if (groups.length > 1) return decideOverSlots(request, present, keys, groups)
+    return calls
+      .group('d', request, { present, keys, external: sameSlot }, present)
+      .then((reply) => toResult(request, [reply], reply.allowed))
+  }
+
+  async function decideOverSlots(
+    request: DecideRequest,
+    present: number[],
+    keys: string[],
+    groups: number[][],
+  ): Promise<Decided> {
     const chain: Chain = { present, keys, external: await calls.assignments(request, present, keys, groups) }
     // Slot group by slot group: a refusal stops charging; earlier groups get their charge back.
     const replies: GroupReply[] = []
@@ -113,29 +125,39 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   )
   const heartbeat = new Heartbeat(fleetKey(prefix), link.bounded, link.run, fleetTiming)
 
-  return {
-    name: 'redis',
-    keyspace: keyspaceOf(options.client, prefix),
-    async decide(request) {
-      if (request.keys.every((k) => k === undefined)) {
-        return {
-          allowed: true,
-          now: Math.floor(clock ? clock() : Date.now()),
-          tier: request.tier,
-          levels: [],
-        }
-      }
-      // Each script call is bounded by the batcher (which also undoes a charge answered too late).
-      if (!refusals) return (await decide(request)).result
-      const local = refusals.answer(request)
-      if (local) return local
-      const ticket = refusals.ticket()
-      const decided = await decide(request)
+  /** Local refusals first, then the script calls; a throw here is the caller's rejection (see decide). */
+  function decideWithRefusals(request: DecideRequest): Promise<DecideResult> {
+    if (request.keys.every((k) => k === undefined)) {
+      return Promise.resolve({
+        allowed: true,
+        now: Math.floor(clock ? clock() : Date.now()),
+        tier: request.tier,
+        levels: [],
+      })
+    }
+    // Each script call is bounded by the batcher (which also undoes a charge answered too late).
+    if (!refusals) return decide(request).then(resultOf)
+    const local = refusals.answer(request)
+    if (local) return Promise.resolve(local)
+    const ticket = refusals.ticket()
+    return decide(request).then((decided) => {
       if (!decided.result.allowed) {
         refusals.refused(request, decided.result)
         refusals.remember(request, decided, ticket)
       } else if (request.cost > 0) refusals.charged(decided.result)
       return decided.result
+    })
+  }
+
+  return {
+    name: 'redis',
+    keyspace: keyspaceOf(options.client, prefix),
+    decide(request) {
+      try {
+        return decideWithRefusals(request)
+      } catch (error) {
+        return Promise.reject(error)
+      }
     },
     answerNow: refusals && ((request) => refusals.answer(request)),
     async refund(request) {
