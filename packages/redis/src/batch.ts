@@ -134,11 +134,16 @@ export class Batcher {
     const first = batch[0]!.job
     const record = `${first.keys[0]}:call:${processTag}${++callSeq}`
     const keys: string[] = [record]
-    const args: (string | number)[] = [this.options.nowArg(), this.options.slack, this.options.recordMs]
-    const body: (string | number)[] = [batch.length]
+    const args: (string | number)[] = [
+      this.options.nowArg(),
+      this.options.slack,
+      this.options.recordMs,
+      'run',
+      batch.length,
+    ]
     for (const { job } of batch) {
       for (const key of job.keys) keys.push(key)
-      for (const arg of job.args) body.push(arg)
+      for (const arg of job.args) args.push(arg)
     }
     if (this.answered.length >= this.minForget)
       for (const key of this.answered.splice(0, maxForgetPerCall)) keys.push(key)
@@ -158,7 +163,7 @@ export class Batcher {
     }
     // Sent while disconnected, a call is refused by the client before it reaches Redis: nothing to cancel.
     const mayRun = this.options.readyNow()
-    this.options.send(first.script, keys, [...args, 'run', ...body]).then(
+    this.options.send(first.script, keys, args).then(
       (reply) => {
         answered(true)
         // A cancel's marker stays (it stops a copy of the call that might still arrive); a reply's record goes.
@@ -171,7 +176,10 @@ export class Batcher {
         // It may have run before its answer was lost: cancel it (Redis runs this after it, if it is queued).
         if (this.options.recordMs > 0 && mayRun && isConnectionError(error)) {
           const until = Date.now() + this.options.recordMs
-          this.cancel({ script: first.script, keys, args: [...args, 'cancel', ...body], until, attempts: 0 })
+          // The same call with its mode (ARGV 4) made 'cancel'.
+          const cancel = args.slice()
+          cancel[3] = 'cancel'
+          this.cancel({ script: first.script, keys, args: cancel, until, attempts: 0 })
         }
       },
     )
