@@ -12,6 +12,9 @@ import type { DecideRequest, DecideResult, Store } from './store.js'
 import { type Subject, subjectKeys } from './subject.js'
 import { TierBook } from './tiers.js'
 
+// Kept: Node's global `performance` is a getter, paid on every read.
+const perf = performance
+
 type Outcome = DecideResult & { readonly degraded?: StoreErrorMode }
 
 function isStoreFailure(error: unknown): boolean {
@@ -183,7 +186,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
   const decided = (outcome: Outcome, cost: number, tier: string | undefined, started: number): Decision => {
     const decision = toDecision(outcome, cost)
     if (tier !== undefined) forcedTiers.set(decision, tier)
-    if (listeners.size) emit({ type: 'decision', decision, storeMs: performance.now() - started })
+    if (listeners.size) emit({ type: 'decision', decision, storeMs: perf.now() - started })
     return decision
   }
 
@@ -194,7 +197,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
     const tier = checkOptions?.tier
     if (tier !== undefined && !config.tiers.has(tier)) throw unknownTier(config.tiers.keys(), 'tier', tier)
     const request: DecideRequest = { book: tierBook.current, keys, cost, tier }
-    const started = listeners.size ? performance.now() : 0
+    const started = listeners.size ? perf.now() : 0
     const pending = decide(request)
     return 'then' in pending
       ? Promise.resolve(pending).then((outcome) => decided(outcome, cost, tier, started))

@@ -8,10 +8,12 @@ import { appendVersion, latest, type Version } from './versions.js'
 /** ms clock; stores and the limiter take one so tests can drive time by hand. */
 export type Clock = () => number
 
-const timeOrigin = performance.timeOrigin
+// Kept: Node's global `performance` is a getter, paid on every read.
+const perf = performance
+const timeOrigin = perf.timeOrigin
 
 /** A monotonic ms clock anchored at the wall clock when the process started. */
-export const monotonicClock: Clock = () => Math.floor(timeOrigin + performance.now())
+export const monotonicClock: Clock = () => Math.floor(timeOrigin + perf.now())
 
 interface MutableEntries {
   assignment?: Version<string>[]

@@ -1,6 +1,9 @@
 import { type Liveness, silence, timeoutError } from './connection.js'
 import type { Script } from './scripts.js'
 
+// Kept: Node's global `performance` is a getter, paid on every read.
+const perf = performance
+
 /** One decision (or refund) for the batch script: its keys and its part of ARGV. */
 export interface Job {
   readonly script: Script
@@ -107,7 +110,7 @@ export class Batcher {
     return new Promise((resolve, reject) => {
       const pending: Pending = { job, resolve, reject, stopTimer: noop, abandoned: false, queued: true }
       const { liveness, timeoutMs } = this.options
-      pending.stopTimer = silence(liveness, performance.now(), timeoutMs, () => {
+      pending.stopTimer = silence(liveness, perf.now(), timeoutMs, () => {
         pending.abandoned = true
         if (pending.queued) this.queue = this.queue.filter((p) => p !== pending)
         reject(timeoutError(timeoutMs))
@@ -155,9 +158,9 @@ export class Batcher {
       counted = false
       this.done()
     }
-    const stopStuck = silence(this.options.liveness, performance.now(), this.options.timeoutMs, release)
+    const stopStuck = silence(this.options.liveness, perf.now(), this.options.timeoutMs, release)
     const answered = (fromRedis: boolean) => {
-      if (fromRedis) this.options.liveness.answeredAt = performance.now()
+      if (fromRedis) this.options.liveness.answeredAt = perf.now()
       stopStuck()
       release()
     }

@@ -3,6 +3,9 @@ import calculateSlot from 'cluster-key-slot'
 import type { StoreClient } from './client.js'
 import type { Script } from './scripts.js'
 
+// Kept: Node's global `performance` is a getter, paid on every read.
+const perf = performance
+
 export type Bounded = <T>(work: () => Promise<T>) => Promise<T>
 export type Run = (s: Script, keys: readonly string[], args: readonly (string | number)[]) => Promise<unknown>
 
@@ -63,7 +66,7 @@ export function silence(
   const cap = since + maxWaitTimeouts * timeoutMs
   let cancel = deadline(timeoutMs, check)
   function check() {
-    const now = performance.now()
+    const now = perf.now()
     const due = Math.min(Math.max(since, liveness.answeredAt) + timeoutMs, cap)
     // A timer may fire up to a millisecond before performance.now() says it is due.
     if (now >= due - 1) expire()
