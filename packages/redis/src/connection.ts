@@ -201,9 +201,9 @@ export function connection(client: StoreClient, timeoutMs: number): Connection {
       called = Promise.reject(error)
     }
     return called.then(undefined, async (error: unknown) => {
-      const called = await callAfterFailure(library, keys, args, error)
-      if (typeof called === 'object') return called.reply
-      if (called === 'unsupported') functions = false
+      const recovered = await callAfterFailure(library, keys, args, error)
+      if (typeof recovered === 'object') return recovered.reply
+      if (recovered === 'unsupported') functions = false
       return runByScript(s, keys, args)
     })
   }
