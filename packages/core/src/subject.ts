@@ -66,14 +66,25 @@ export function subjectKeys(levels: readonly Level[], subject: Subject): (string
   if (typeof subject !== 'object' || subject === null || Array.isArray(subject)) {
     throw invalid(ErrorCode.InvalidSubject, 'subject', subject, 'a key string or an object of level keys')
   }
-  const known = levelNames(levels)
-  for (const name in subject) {
-    if (!known.has(name)) throw unknownLevel([...known], 'subject', name)
-  }
+  let given = 0
   for (let i = 0; i < levels.length; i++) {
     const level = levels[i]!
     const key = subject[level.name]
-    keys[i] = key === undefined || key === null ? level.fixedKey : parseKey(key, `subject.${level.name}`)
+    if (key === undefined || key === null) keys[i] = level.fixedKey
+    else {
+      keys[i] = parseKey(key, `subject.${level.name}`)
+      given++
+    }
+  }
+  // A name that is no level's is refused. Counting the subject's names is cheaper than looking each one up;
+  // only a subject with more names than keys given (an unknown one, or a level given as undefined) looks.
+  let names = 0
+  for (const _ in subject) names++
+  if (names > given) {
+    const known = levelNames(levels)
+    for (const name in subject) {
+      if (!known.has(name)) throw unknownLevel([...known], 'subject', name)
+    }
   }
   return keys
 }

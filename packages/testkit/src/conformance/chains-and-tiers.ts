@@ -42,6 +42,13 @@ export function describeChainsAndTiers(ctx: SuiteContext): void {
     it('refuses unknown levels and non-string keys in a subject', async () => {
       const { limiter } = await setup({ levels: [...chain.levels], policies: chain.policies })
       await expectCode(limiter.check({ usr: 'x' }), ErrorCode.UnknownLevel)
+      // A typo beside a level's key is refused too and charges nothing (4 of 5 left after the next check); a
+      // level given as undefined is no typo.
+      await expectCode(limiter.check({ user: 'typo', usr: 'x' }), ErrorCode.UnknownLevel)
+      expect((await limiter.check({ user: 'typo', org: undefined })).levels[0]).toMatchObject({
+        key: 'typo',
+        remaining: 4,
+      })
       await expectCode(limiter.check({ user: 7 as unknown as string }), ErrorCode.InvalidKey)
       await expectCode(limiter.check({ user: '' }), ErrorCode.InvalidKey)
       await expectCode(limiter.check(42 as unknown as string), ErrorCode.InvalidSubject)
