@@ -96,9 +96,39 @@ export function convertDebt(state: BucketState, policy: Policy, now: number): nu
   if (oldDebt === 0) return 0
   // Stryker disable next-line ConditionalExpression: a rate-0 policy has per 1 (normalizePolicy), so state.per is already 1
   const oldT = state.tokens === 0 ? 1 : state.per
-  const oldDebtTokens = oldDebt / oldT
-  const available = Math.min(Math.max(state.capacity - oldDebtTokens, 0), policy.capacity)
-  return Math.max(0, Math.ceil((policy.capacity - available) * tOf(policy) - 1e-9))
+  const T = tOf(policy)
+  // In old sub-units: held = the tokens it has × oldT, missing = what the new capacity lacks of them × oldT.
+  const held = state.capacity * oldT - oldDebt
+  if (held <= 0) return policy.capacity * T
+  const missing = policy.capacity * oldT - held
+  if (missing <= 0) return 0
+  // debt = ⌈missing·T / oldT⌉, in integers: as floating point, 16.9919 tokens of an hour came out 1 ms long.
+  return ceilMulDiv(missing, T, oldT)
+}
+
+/**
+ * ⌈a·b / c⌉ for whole a, b ≥ 0 and c > 0, exact while a and b·c are below 2^53: a = q·c + r, so
+ * a·b/c = q·b + r·b/c with r·b < b·c. Beyond that (two intervals of days each) it is floating point, rounded up.
+ */
+export function ceilMulDiv(a: number, b: number, c: number): number {
+  if (b * c > Number.MAX_SAFE_INTEGER) return Math.ceil((a * b) / c)
+  const [q, r] = divide(a, c)
+  const [q2, r2] = divide(r * b, c)
+  return q * b + q2 + (r2 > 0 ? 1 : 0)
+}
+
+/** Whole quotient and remainder of a / c: the floating-point quotient, corrected by one where it rounded. */
+function divide(a: number, c: number): [number, number] {
+  let q = Math.floor(a / c)
+  let r = a - q * c
+  if (r < 0) {
+    q -= 1
+    r += c
+  } else if (r >= c) {
+    q += 1
+    r -= c
+  }
+  return [q, r]
 }
 
 export function assess(

@@ -149,6 +149,15 @@ describe('conversion to another policy (no free refill, never a gift)', () => {
     // 1 token held of 2, so 2 owed of 3: 20 000 sub-units at 3 per ms.
     expect(decide(once, three, 0, 0).result).toMatchObject({ remaining: 1, resetAfterMs: 6667 })
   })
+
+  it('converts in integers: 16.9919 tokens missing of an hourly bucket take 61,170,840 ms, not a ms more', () => {
+    // 1 of 1 spent at 0.3/s (3 tokens per 10 s); 27 ms later 0.0081 of a token is back. Under 17 per hour,
+    // 16.9919 tokens are missing: exactly 61,170,840 ms. Floating point made it 61,170,840.000000007 (one ms long).
+    const oneAt03 = normalizePolicy({ capacity: 1, refill: 0.3 })
+    const spent = decide(undefined, oneAt03, 0, 1).state!
+    const hourly = normalizePolicy({ capacity: 17, refill: { tokens: 1, per: '1h' } })
+    expect(decide(spent, hourly, 27, 0).result).toMatchObject({ remaining: 0, resetAfterMs: 61_170_840 })
+  })
 })
 
 describe('leaky bucket in delay mode', () => {

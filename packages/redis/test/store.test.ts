@@ -167,6 +167,25 @@ describe('decisions on Redis time', () => {
     await store.close?.()
   })
 
+  it('converts a state to another policy in integers, as core does: not a ms longer than the tokens missing', async () => {
+    const clock = manualClock()
+    const store = redisStore({ client, prefix: uniquePrefix(), clock: clock.now, timeoutMs: 2000 })
+    const oneAt03 = { capacity: 1, refill: 0.3 }
+    const limiter = createLimiter({ store, clock: clock.now, levels: ['user'], policies: { user: oneAt03 } })
+    // 1 of 1 spent at 0.3/s; 27 ms later 0.0081 of a token is back, and the tenant gets 17 per hour: 16.9919
+    // tokens are missing, exactly 61,170,840 ms (floating point in the script made it a ms more).
+    await limiter.check({ user: 'u1' })
+    clock.advance(27)
+    await limiter.createBucket(
+      { level: 'user', key: 'u1' },
+      { capacity: 17, refill: { tokens: 1, per: '1h' } },
+    )
+    const peek = await limiter.check({ user: 'u1' }, { cost: 0 })
+    expect(peek).toMatchObject({ allowed: false, remaining: 0, resetAfterMs: 61_170_840 })
+    await limiter.close()
+    await store.close?.()
+  })
+
   it('deletes the records of answered calls sixteen at a time: records live while a reply may be lost', async () => {
     const prefix = uniquePrefix()
     const store = redisStore({ client, prefix, timeoutMs: 2000 })

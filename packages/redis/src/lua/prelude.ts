@@ -151,14 +151,34 @@ local function own_debt(st, t)
   return math.max(0, (st[1] - origin) * k + st[2])
 end
 
+-- Whole quotient and remainder of a / c: the floating-point quotient, corrected by one where it rounded.
+local function divide(a, c)
+  local q = math.floor(a / c)
+  local r = a - q * c
+  if r < 0 then return q - 1, r + c end
+  if r >= c then return q + 1, r - c end
+  return q, r
+end
+
+-- ceilMulDiv: ceil(a * b / c) in integers, exact while a and b * c are below 2^53.
+local function ceil_mul_div(a, b, c)
+  if b * c > 9007199254740991 then return math.ceil(a * b / c) end
+  local q, r = divide(a, c)
+  local q2, r2 = divide(r * b, c)
+  return q * b + q2 + (r2 > 0 and 1 or 0)
+end
+
 -- convertDebt: tokens held at t stay (clamped to the new capacity), re-expressed as debt, rounded up.
 local function convert(st, cap, tokens, per, t)
   local own = own_debt(st, t)
   if own == 0 then return 0 end
   local old_T = st[4] == 0 and 1 or st[5]
-  local available = math.min(math.max(st[3] - own / old_T, 0), cap)
   local T = tokens == 0 and 1 or per
-  return math.max(0, math.ceil((cap - available) * T - 1e-9))
+  local held = st[3] * old_T - own
+  if held <= 0 then return cap * T end
+  local missing = cap * old_T - held
+  if missing <= 0 then return 0 end
+  return ceil_mul_div(missing, T, old_T)
 end
 
 local function state_from_debt(debt, cap, tokens, per, origin, epoch)
