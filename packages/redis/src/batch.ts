@@ -53,7 +53,7 @@ export interface BatcherOptions {
   readonly readyNow: () => boolean
   /** Resolves when the client is connected (at once if it is now); rejects if it closes for good. */
   readonly whenReady: () => Promise<void>
-  /** Calls sent at once before further decisions wait to go as one batch. */
+  /** Calls out at most; further decisions wait to go as one batch when a call comes back. */
   readonly maxInFlight?: number
   readonly maxBatch?: number
   /**
@@ -73,6 +73,14 @@ const maxHeldCancels = 1000
 const maxForgetPerCall = 64
 const maxAnswered = 1000
 const cancelAttempts = 3
+/**
+ * Fewer calls than this out: a decision goes at once, alone, so the pipe to Redis is two calls deep without
+ * any wait. With more out, decisions made in one turn share a call: it goes when `turnBatch` of them wait, or
+ * at the end of the turn (process.nextTick, no timer). A call of one decision costs Redis about 8.6 µs, one
+ * of four about 3 µs each: sent alone, sixteen concurrent decisions kept Redis busy with tiny calls.
+ */
+const eagerInFlight = 2
+const turnBatch = 4
 
 interface Cancel {
   readonly script: Script
@@ -84,8 +92,9 @@ interface Cancel {
 }
 
 /**
- * Sends decisions to one slot's node: at once while fewer than `maxInFlight` calls are out (a decision alone
- * never waits), else as one batch script call when a call comes back. Every call carries an id; Redis keeps
+ * Sends decisions to one slot's node, in the order they were made: alone while fewer than `eagerInFlight` calls
+ * are out; else those of one turn together (see turnBatch) while fewer than `maxInFlight` are out; else as one
+ * batch script call when a call comes back. Every call carries an id; Redis keeps
  * its reply for `recordMs`, so a call the client re-sends is answered from the record, not applied twice.
  * A call that failed without an answer is followed by a cancel, which gives back what it charged if it ran.
  */
@@ -96,6 +105,7 @@ export class Batcher {
   /** Record keys of calls whose reply came back: the next call deletes them (never re-sent, never cancelled). */
   private answered: string[] = []
   private awaitingReady = false
+  private turnFlushQueued = false
   private readonly maxInFlight: number
   private readonly maxBatch: number
   private readonly minForget: number
@@ -127,8 +137,22 @@ export class Batcher {
 
   private enqueue(pending: Pending): void {
     if (pending.abandoned) return
-    if (this.inFlight < this.maxInFlight) this.send([pending])
-    else this.queue.push(pending)
+    this.queue.push(pending)
+    // All calls out: it goes with the batch sent when one comes back (done).
+    if (this.inFlight >= this.maxInFlight) return
+    if (this.inFlight < eagerInFlight || this.queue.length >= turnBatch) {
+      this.send(this.queue.splice(0, this.maxBatch))
+    } else if (!this.turnFlushQueued) {
+      this.turnFlushQueued = true
+      process.nextTick(this.flushTurn)
+    }
+  }
+
+  /** At the end of a turn: what it left waiting goes now, while calls may go out. */
+  private readonly flushTurn = (): void => {
+    this.turnFlushQueued = false
+    while (this.inFlight < this.maxInFlight && this.queue.length > 0)
+      this.send(this.queue.splice(0, this.maxBatch))
   }
 
   private send(batch: Pending[]): void {

@@ -113,7 +113,7 @@ describe('blocking, batched', () => {
     const store = redisStore({ client, prefix: uniquePrefix(), timeoutMs: 5000 })
     const limiter = createLimiter({ ...options, store, onStoreError: 'closed' })
     await limiter.check('warm-up')
-    // More at once than the batcher sends alone (8 in flight): the rest go as batches of several decisions.
+    // More at once than go alone (two) or fit the calls in flight (8): the rest go as batches of several.
     const decisions = await Promise.all(Array.from({ length: 40 }, (_, i) => limiter.check(`k${i}`)))
     expect(decisions.map((d) => [d.allowed, d.remaining, d.degraded])).toEqual(
       Array(40).fill([true, 2, undefined]),
@@ -137,8 +137,8 @@ describe('blocking, inside one call', () => {
     const reference = new InProcessStore({ maxKeys: 100, clock: clock.now })
     const inProcess = createLimiter({ ...options, store: reference, clock: clock.now })
     await subscribed(onRedis)
-    // 8 other keys go alone (8 calls in flight); the 10 of 1.2.3.4 behind them go as one call, in which its
-    // 4th and 5th are counted refusals (after: 2), so the block is made and read inside that call.
+    // One turn: k0 and k1 go alone, the rest four to a call, so 1.2.3.4's 3rd to 6th share a call, in which its
+    // 4th and 5th are counted refusals (after: 2): the block is made and read inside that call.
     const subjects = [...Array.from({ length: 8 }, (_, i) => `k${i}`), ...Array(10).fill('1.2.3.4')]
     const batched = await Promise.all(subjects.map((s) => onRedis.check(s)))
     const oneByOne = []

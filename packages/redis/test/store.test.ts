@@ -240,7 +240,7 @@ describe('decisions on Redis time', () => {
     return Number(/calls=(\d+)/.exec(line ?? '')?.[1] ?? 0)
   }
 
-  it('reads and writes a bucket that many decisions of one call share once per call, and decides them in order', async () => {
+  it('reads and writes a bucket that many decisions of one call share once per call while they charge it, in order', async () => {
     const prefix = uniquePrefix()
     const store = redisStore({ client, prefix, timeoutMs: 5000 })
     const user = policy(1000, 1, '1h')
@@ -256,9 +256,11 @@ describe('decisions on Redis time', () => {
     const exists = await commandCalls(client, 'exists')
     const sets = await commandCalls(client, 'set')
     expect(calls).toBeLessThan(40)
-    // Per call: the org bucket once; each user bucket once. A call's record is looked at by the SET that
-    // writes it, so it costs no GET.
-    expect(gets).toBe(calls + 40)
+    // Per call: the org bucket once, and again for a decision after a refusal (a refusal writes nothing for
+    // the next to read), at most 15 times; each user bucket once. A call's record is looked at by the SET
+    // that writes it, so it costs no GET. The registry hashes are read once per call, refusals or not.
+    expect(gets).toBeGreaterThanOrEqual(calls + 40)
+    expect(gets).toBeLessThanOrEqual(calls + 40 + 15)
     expect(exists).toBe(calls + 40)
     // Each call's record, each admitted user's bucket, and the org's at most once per call.
     expect(sets - calls - 25).toBeGreaterThanOrEqual(1)
@@ -291,6 +293,26 @@ describe('decisions on Redis time', () => {
     expect(await commandCalls(client, 'evalsha')).toBe(0)
     expect((await consumeOps(store, [op('n', p)])).results[0]!.remaining).toBe(7)
     await store.close?.()
+  })
+
+  it('sends two decisions of a turn alone, then four to a call, and what is left at the end of the turn', async () => {
+    const sender = await connect(server.port)
+    const store = redisStore({ client: sender, prefix: uniquePrefix(), timeoutMs: 2000 })
+    const p = policy(100, 100)
+    await consumeOps(store, [op('warm', p)])
+    const calls = recordFcalls(sender)
+    // Eleven in one turn: two go at once (fewer than two calls out), then every fourth sends those waiting,
+    // and the last one goes at the end of the turn. One call of one decision costs Redis about three of four.
+    const turn = await Promise.all(Array.from({ length: 11 }, (_, i) => consumeOps(store, [op(`g${i}`, p)])))
+    // ARGV 5 is the count of decisions (after the function name, the key count and the keys).
+    const sizes = () => calls.splice(0).map(({ args }) => Number(args[2 + Number(args[1]) + 4]))
+    expect(sizes()).toEqual([1, 1, 4, 4, 1])
+    expect(turn.map((r) => r.results[0]!.remaining)).toEqual(Array(11).fill(99))
+    // One after the other, each alone: a decision never waits for another turn.
+    for (let i = 0; i < 3; i++) await consumeOps(store, [op('alone', p)])
+    expect(sizes()).toEqual([1, 1, 1])
+    await store.close?.()
+    await sender.quit()
   })
 
   it('answers a call sent again from its record, and runs a call whose cancel came first as nothing', async () => {
