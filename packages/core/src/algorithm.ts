@@ -107,28 +107,17 @@ export function convertDebt(state: BucketState, policy: Policy, now: number): nu
 }
 
 /**
- * ⌈a·b / c⌉ for whole a, b ≥ 0 and c > 0, exact while a and b·c are below 2^53: a = q·c + r, so
- * a·b/c = q·b + r·b/c with r·b < b·c. Beyond that (two intervals of days each) it is floating point, rounded up.
+ * ⌈a·b / c⌉ for whole a, b ≥ 0 and c ≥ 1, exact while a and b·c are below 2^53: a = q·c + r, so
+ * a·b/c = q·b + r·b/c with r·b < b·c. Flooring a floating-point quotient of such integers gives their integer
+ * quotient: the next integer is at least 1/c away, more than half a unit in the last place of a/c (< 2/c).
+ * Beyond that (two intervals of days each) it is floating point, rounded up.
  */
 export function ceilMulDiv(a: number, b: number, c: number): number {
   if (b * c > Number.MAX_SAFE_INTEGER) return Math.ceil((a * b) / c)
-  const [q, r] = divide(a, c)
-  const [q2, r2] = divide(r * b, c)
-  return q * b + q2 + (r2 > 0 ? 1 : 0)
-}
-
-/** Whole quotient and remainder of a / c: the floating-point quotient, corrected by one where it rounded. */
-function divide(a: number, c: number): [number, number] {
-  let q = Math.floor(a / c)
-  let r = a - q * c
-  if (r < 0) {
-    q -= 1
-    r += c
-  } else if (r >= c) {
-    q += 1
-    r -= c
-  }
-  return [q, r]
+  const q = Math.floor(a / c)
+  const rb = (a - q * c) * b
+  const q2 = Math.floor(rb / c)
+  return q * b + q2 + (rb - q2 * c > 0 ? 1 : 0)
 }
 
 export function assess(

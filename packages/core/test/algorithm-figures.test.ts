@@ -1,4 +1,6 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { ceilMulDiv } from '../src/algorithm.js'
 import {
   assess,
   assessDebt,
@@ -148,6 +150,30 @@ describe('conversion to another policy (no free refill, never a gift)', () => {
     const three = normalizePolicy({ capacity: 3, refill: 0.3 })
     // 1 token held of 2, so 2 owed of 3: 20 000 sub-units at 3 per ms.
     expect(decide(once, three, 0, 0).result).toMatchObject({ remaining: 1, resetAfterMs: 6667 })
+  })
+
+  it('rounds a·b/c up exactly, as integers do, wherever a and b·c are below 2^53', () => {
+    const exact = (a: number, b: number, c: number) =>
+      Number((BigInt(a) * BigInt(b) + BigInt(c) - 1n) / BigInt(c))
+    expect(ceilMulDiv(169_919, 3_600_000, 10_000)).toBe(61_170_840)
+    expect([ceilMulDiv(0, 5, 3), ceilMulDiv(6, 3, 2), ceilMulDiv(7, 3, 2), ceilMulDiv(1, 1, 1)]).toEqual([
+      0, 9, 11, 1,
+    ])
+    const safe = Number.MAX_SAFE_INTEGER
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 2 ** 26 }),
+        fc.integer({ min: 1, max: 2 ** 26 }),
+        fc.integer({ min: 0, max: safe }),
+        (b, c, a) => {
+          fc.pre(exact(a, b, c) <= safe)
+          expect(ceilMulDiv(a, b, c)).toBe(exact(a, b, c))
+        },
+      ),
+      { numRuns: 2000 },
+    )
+    // Beyond b·c < 2^53 it is the floating-point value, rounded up: still never below the exact one here.
+    expect(ceilMulDiv(10, 2 ** 40, 2 ** 20)).toBe(10 * 2 ** 20)
   })
 
   it('converts in integers: 16.9919 tokens missing of an hourly bucket take 61,170,840 ms, not a ms more', () => {

@@ -151,21 +151,13 @@ local function own_debt(st, t)
   return math.max(0, (st[1] - origin) * k + st[2])
 end
 
--- Whole quotient and remainder of a / c: the floating-point quotient, corrected by one where it rounded.
-local function divide(a, c)
-  local q = math.floor(a / c)
-  local r = a - q * c
-  if r < 0 then return q - 1, r + c end
-  if r >= c then return q + 1, r - c end
-  return q, r
-end
-
--- ceilMulDiv: ceil(a * b / c) in integers, exact while a and b * c are below 2^53.
+-- ceilMulDiv: ceil(a * b / c) in integers, exact while a and b * c are below 2^53 (see core's algorithm.ts).
 local function ceil_mul_div(a, b, c)
   if b * c > 9007199254740991 then return math.ceil(a * b / c) end
-  local q, r = divide(a, c)
-  local q2, r2 = divide(r * b, c)
-  return q * b + q2 + (r2 > 0 and 1 or 0)
+  local q = math.floor(a / c)
+  local rb = (a - q * c) * b
+  local q2 = math.floor(rb / c)
+  return q * b + q2 + (rb - q2 * c > 0 and 1 or 0)
 end
 
 -- convertDebt: tokens held at t stay (clamped to the new capacity), re-expressed as debt, rounded up.
