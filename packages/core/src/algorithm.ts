@@ -99,8 +99,10 @@ export function convertDebt(state: BucketState, policy: Policy, now: number): nu
   const T = tOf(policy)
   // In old sub-units: held = the tokens it has × oldT, missing = what the new capacity lacks of them × oldT.
   const held = state.capacity * oldT - oldDebt
+  // Stryker disable next-line EqualityOperator: at held = 0 the division below gives capacity × T as well
   if (held <= 0) return policy.capacity * T
   const missing = policy.capacity * oldT - held
+  // Stryker disable next-line EqualityOperator: at missing = 0 the division below gives 0 as well
   if (missing <= 0) return 0
   // debt = ⌈missing·T / oldT⌉, in integers: as floating point, 16.9919 tokens of an hour came out 1 ms long.
   return ceilMulDiv(missing, T, oldT)
@@ -113,6 +115,7 @@ export function convertDebt(state: BucketState, policy: Policy, now: number): nu
  * Beyond that (two intervals of days each) it is floating point, rounded up.
  */
 export function ceilMulDiv(a: number, b: number, c: number): number {
+  // Stryker disable next-line ConditionalExpression,EqualityOperator,ArithmeticOperator: past 2^53 neither way is exact, and 2M random cases there found them equal: no test can tell
   if (b * c > Number.MAX_SAFE_INTEGER) return Math.ceil((a * b) / c)
   const q = Math.floor(a / c)
   const rb = (a - q * c) * b
@@ -132,12 +135,15 @@ export function assess(
 /** An Assessment to fill (a store's scratch, reused decision after decision). */
 export type AssessmentScratch = { -readonly [K in keyof Assessment]: Assessment[K] }
 
+// Stryker disable next-line ObjectLiteral,BooleanLiteral: a scratch: assessInto writes every field before any is read
 export const newAssessment = (): AssessmentScratch => ({
   policy: undefined as unknown as Policy,
   cost: 0,
+  // Stryker disable next-line BooleanLiteral: as above
   fits: false,
   debt: 0,
   origin: 0,
+  // Stryker disable next-line BooleanLiteral: as above
   converted: false,
 })
 
@@ -202,8 +208,10 @@ export function settle(
   a: Assessment,
   charge: boolean,
 ): { result: BucketResult; state: BucketState | undefined } {
+  // Stryker disable next-line ObjectLiteral,BooleanLiteral: settleInto writes every field before any is read
   const result: BucketResult = { allowed: false, remaining: 0, resetAfterMs: 0, retryAfterMs: 0, delayMs: 0 }
   const debt = settleInto(a, charge, result)
+  // Stryker disable next-line EqualityOperator: a charge always owes more than 0 (a cost-0 check does not charge)
   return { result, state: debt < 0 ? undefined : stateFromDebt(debt, a.policy, a.origin) }
 }
 
@@ -283,6 +291,7 @@ export function newLevelResult(
     policy,
     limit: policy.capacity,
     custom,
+    // Stryker disable next-line BooleanLiteral: every caller has settleInto write it before it is read
     allowed: false,
     remaining: 0,
     resetAfterMs: 0,
