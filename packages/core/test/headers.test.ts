@@ -42,6 +42,25 @@ describe('rateLimitHeaders', () => {
     ])
   })
 
+  it('names each level when two levels share one policy object, as decisions from a Redis store do', async () => {
+    // A Redis store reads policies back by id, one object per id: equal levels then share it.
+    const policy = { capacity: 10, refill: 10 }
+    const limiter = createLimiter({ levels: ['user', 'org'], policies: { user: policy, org: policy } })
+    const decision = await limiter.check({ user: 'u', org: 'o' })
+    const shared = decision.levels[0]!.policy
+    const sharing = {
+      ...decision,
+      levels: decision.levels.map((l) => ({ ...l, policy: shared })),
+    } as Decision
+    const expected = [
+      ['RateLimit-Policy', '"user";q=10;w=1, "org";q=10;w=1'],
+      ['RateLimit', '"user";r=9;t=1, "org";r=9;t=1'],
+    ]
+    expect(rateLimitHeaders(sharing)).toEqual(expected)
+    // Again, from the policy texts built the first time.
+    expect(rateLimitHeaders(sharing)).toEqual(expected)
+  })
+
   it("takes one format as a string ('ietf'), and false for Retry-After alone", async () => {
     const decisions = await chainDecisions()
     expect(rateLimitHeaders(decisions[0]!, 'ietf')).toEqual(rateLimitHeaders(decisions[0]!, ['ietf']))
