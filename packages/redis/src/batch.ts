@@ -1,4 +1,4 @@
-import { deadline, type Liveness, maxWaitTimeouts, silence, timeoutError } from './connection.js'
+import { deadline, type Liveness, silence, silentSince, timeoutError } from './connection.js'
 import type { Script } from './scripts.js'
 
 // Kept: Node's global `performance` is a getter, paid on every read.
@@ -94,9 +94,9 @@ interface Cancel {
 
 /**
  * The timeouts of one batcher's decisions, on one timer: they wait in the order they were made, so the first
- * still waiting is always the first due, under silence()'s rule (`timeoutMs` without an answer from the node,
- * at most maxWaitTimeouts × `timeoutMs` in all). A timer and its closures per decision were 770 of its
- * 9,300 bytes allocated at c=16. Settled decisions leave from the front at once, so none is kept for long.
+ * still waiting is always the first due under silence()'s rule (silentSince: `timeoutMs` without an answer
+ * from the node, at most maxWaitTimeouts × `timeoutMs` in all). A timer and its closures per decision were
+ * 770 of its 9,300 bytes allocated at c=16. Settled decisions leave from the front at once, so none is kept.
  */
 class Deadlines {
   private waiting: (Pending | undefined)[] = []
@@ -139,10 +139,7 @@ class Deadlines {
     for (let i = this.head; i < waiting.length; i++) {
       const p = waiting[i]!
       if (p.settled) continue
-      const due = Math.min(
-        Math.max(p.since, this.liveness.answeredAt) + timeoutMs,
-        p.since + maxWaitTimeouts * timeoutMs,
-      )
+      const due = silentSince(this.liveness, p.since, timeoutMs)
       // A timer may fire up to a millisecond before performance.now() says it is due.
       if (now < due - 1) {
         this.armed = true

@@ -49,7 +49,12 @@ export interface Liveness {
 }
 
 /** How many timeouts a call may wait at most while its node answers others (a lost reply, a long queue). */
-export const maxWaitTimeouts = 4
+const maxWaitTimeouts = 4
+
+/** When a wait that began at `since` is due under silence()'s rule (performance.now() ms). */
+export function silentSince(liveness: Liveness, since: number, timeoutMs: number): number {
+  return Math.min(Math.max(since, liveness.answeredAt) + timeoutMs, since + maxWaitTimeouts * timeoutMs)
+}
 
 /**
  * Calls `expire` once the node has answered nothing for `timeoutMs` while this waited (since `since`), or
@@ -63,11 +68,10 @@ export function silence(
   timeoutMs: number,
   expire: () => void,
 ): () => void {
-  const cap = since + maxWaitTimeouts * timeoutMs
   let cancel = deadline(timeoutMs, check)
   function check() {
     const now = perf.now()
-    const due = Math.min(Math.max(since, liveness.answeredAt) + timeoutMs, cap)
+    const due = silentSince(liveness, since, timeoutMs)
     // A timer may fire up to a millisecond before performance.now() says it is due.
     if (now >= due - 1) expire()
     else cancel = deadline(due - now, check)
